@@ -1,0 +1,4 @@
+#ifndef OUTLIERS_CNGHTTP2_SHIM_H
+#define OUTLIERS_CNGHTTP2_SHIM_H
+#include <nghttp2/nghttp2.h>
+#endif
