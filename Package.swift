@@ -4,7 +4,7 @@ import PackageDescription
 
 let package = Package(
     name: "outliers",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "outliers", targets: ["outliers"]),
     ],
@@ -21,6 +21,7 @@ let package = Package(
                        providers: [.apt(["libjansson-dev"])]),
         .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2",
                        providers: [.apt(["libnghttp2-dev"])]),
+        .systemLibrary(name: "CEpoll"),
 
         // Generated swift-protobuf code and the embedded descriptors (for reflection).
         .target(name: "OutliersProto",
@@ -29,9 +30,25 @@ let package = Package(
         // The statistics: pure Swift, no I/O, knows nothing of gRPC.
         .target(name: "Detection"),
 
+        // gRPC over HTTP/2 on nghttp2: wire format, status, server (and client). Knows
+        // nothing of outliers: services register handlers by method path.
+        .target(name: "H2GRPC", dependencies: [
+            "CNGHTTP2", "CEpoll",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "H2GRPCTests", dependencies: ["H2GRPC"]),
+
+        // pb.Outliers Detect through Detection, plus grpc.health.v1 and reflection.
+        .target(name: "OutliersService", dependencies: [
+            "Detection", "H2GRPC", "OutliersProto",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "OutliersServiceTests", dependencies: ["OutliersService"]),
+
         // The command line: commands only, no logic.
         .executableTarget(name: "outliers", dependencies: [
-            "Detection", "OutliersProto",
+            "Detection", "OutliersProto", "OutliersService", "H2GRPC",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -1,0 +1,227 @@
+import Foundation
+import Synchronization
+import CEpoll
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Something an event loop watches: a socket, a listener, the wake-up eventfd.
+protocol EventHandler: AnyObject {
+    /// Called on the loop's thread with the epoll event bits that fired.
+    func handleEvents(_ events: UInt32)
+}
+
+/// One epoll instance on one thread. Everything registered with a loop is confined
+/// to it: handlers, timers and the state they touch are only used on its thread, so
+/// none of them need locks. Other threads reach a loop through `execute`, which
+/// queues a task and wakes the loop through an eventfd.
+final class EventLoop: @unchecked Sendable {
+    let name: String
+    private let epollFD: Int32
+    private let wakeFD: Int32
+    private var handlers: [Int32: EventHandler] = [:]
+    private let queue = Mutex<[@Sendable () -> Void]>([])
+    private var timers = TimerHeap()
+    private let stopping = Atomic<Bool>(false)
+    private var thread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
+    /// pthread id of the loop thread, for `inEventLoop`.
+    private let loopThreadID = Atomic<UInt>(0)
+
+    init(name: String) throws {
+        self.name = name
+        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epollFD >= 0 else { throw SystemError.call("epoll_create1", errno) }
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard wakeFD >= 0 else {
+            close(epollFD)
+            throw SystemError.call("eventfd", errno)
+        }
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.fd = wakeFD
+        epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &event)
+    }
+
+    deinit {
+        close(wakeFD)
+        close(epollFD)
+    }
+
+    var inEventLoop: Bool { loopThreadID.load(ordering: .acquiring) == UInt(pthread_self()) }
+
+    /// Starts the loop's thread.
+    func start() {
+        let thread = Thread { [self] in
+            loopThreadID.store(UInt(pthread_self()), ordering: .releasing)
+            run()
+            finished.signal()
+        }
+        thread.name = name
+        thread.stackSize = 1 << 20
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Asks the loop to stop after the current iteration and waits for its thread.
+    func stopAndWait() {
+        stopping.store(true, ordering: .releasing)
+        wake()
+        if thread != nil { finished.wait() }
+    }
+
+    /// Runs `task` on the loop's thread: queued, and the loop woken.
+    func execute(_ task: @escaping @Sendable () -> Void) {
+        let wasEmpty = queue.withLock { tasks in
+            tasks.append(task)
+            return tasks.count == 1
+        }
+        if wasEmpty { wake() }
+    }
+
+    // MARK: On the loop's thread only.
+
+    func register(_ fd: Int32, events: UInt32, handler: EventHandler) throws {
+        var event = epoll_event()
+        event.events = events
+        event.data.fd = fd
+        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else { throw SystemError.call("epoll_ctl", errno) }
+        handlers[fd] = handler
+    }
+
+    func modify(_ fd: Int32, events: UInt32) {
+        var event = epoll_event()
+        event.events = events
+        event.data.fd = fd
+        epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event)
+    }
+
+    func unregister(_ fd: Int32) {
+        epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
+        handlers[fd] = nil
+    }
+
+    /// Runs `task` on this loop at `deadline` (monotonic nanoseconds) unless cancelled.
+    @discardableResult
+    func schedule(at deadline: UInt64, _ task: @escaping () -> Void) -> TimerHandle {
+        timers.insert(deadline: deadline, task: task)
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    private func run() {
+        var events = [epoll_event](repeating: epoll_event(), count: 256)
+        while !stopping.load(ordering: .acquiring) {
+            let timeout = timers.millisecondsUntilNext(now: MonotonicClock.now())
+            let count = events.withUnsafeMutableBufferPointer {
+                epoll_wait(epollFD, $0.baseAddress, Int32($0.count), timeout)
+            }
+            if count < 0 && errno != EINTR { break }
+            for i in 0..<max(0, Int(count)) {
+                let fd = events[i].data.fd
+                if fd == wakeFD {
+                    var value: UInt64 = 0
+                    _ = read(wakeFD, &value, 8)
+                    continue
+                }
+                handlers[fd]?.handleEvents(events[i].events)
+            }
+            runQueuedTasks()
+            timers.runExpired(now: MonotonicClock.now())
+        }
+        runQueuedTasks()
+    }
+
+    private func runQueuedTasks() {
+        // Tasks may queue more tasks; those run on the next turn, after I/O.
+        let tasks = queue.withLock { tasks in
+            let taken = tasks
+            tasks.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for task in tasks { task() }
+    }
+}
+
+/// Monotonic nanoseconds (CLOCK_MONOTONIC), the clock of every deadline here.
+public enum MonotonicClock {
+    public static func now() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+    }
+}
+
+/// Cancels a scheduled timer; cancelling after it ran does nothing.
+final class TimerHandle {
+    fileprivate var task: (() -> Void)?
+    fileprivate init(task: @escaping () -> Void) { self.task = task }
+    func cancel() { task = nil }
+}
+
+/// A binary min-heap of deadlines; cancelled timers stay until they surface.
+struct TimerHeap {
+    private var entries: [(deadline: UInt64, handle: TimerHandle)] = []
+
+    mutating func insert(deadline: UInt64, task: @escaping () -> Void) -> TimerHandle {
+        let handle = TimerHandle(task: task)
+        entries.append((deadline, handle))
+        var child = entries.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard entries[child].deadline < entries[parent].deadline else { break }
+            entries.swapAt(child, parent)
+            child = parent
+        }
+        return handle
+    }
+
+    /// epoll_wait's timeout: -1 when idle, else the milliseconds to the next deadline (rounded up).
+    func millisecondsUntilNext(now: UInt64) -> Int32 {
+        guard let first = entries.first else { return -1 }
+        guard first.deadline > now else { return 0 }
+        return Int32(min((first.deadline - now + 999_999) / 1_000_000, 60_000))
+    }
+
+    mutating func runExpired(now: UInt64) {
+        while let first = entries.first, first.deadline <= now {
+            removeFirst()
+            if let task = first.handle.task {
+                first.handle.task = nil
+                task()
+            }
+        }
+    }
+
+    private mutating func removeFirst() {
+        let last = entries.removeLast()
+        guard !entries.isEmpty else { return }
+        entries[0] = last
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var smallest = parent
+            if left < entries.count && entries[left].deadline < entries[smallest].deadline { smallest = left }
+            if right < entries.count && entries[right].deadline < entries[smallest].deadline { smallest = right }
+            if smallest == parent { break }
+            entries.swapAt(parent, smallest)
+            parent = smallest
+        }
+    }
+}
+
+/// A failed system call, with errno's text.
+public enum SystemError: Error, CustomStringConvertible {
+    case call(String, Int32)
+    case address(String)
+
+    public var description: String {
+        switch self {
+        case .call(let name, let code): return "\(name): \(String(cString: strerror(code)))"
+        case .address(let text): return text
+        }
+    }
+}

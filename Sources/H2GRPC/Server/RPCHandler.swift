@@ -1,0 +1,87 @@
+/// What a service registers for a method path such as `/pb.Outliers/Detect`.
+/// H2GRPC knows nothing of the messages: handlers take and give serialized bytes.
+public enum RPCHandler: Sendable {
+    /// One request message in, one response message out. Runs on the connection's
+    /// event loop when the request is small, on a worker thread when it is large,
+    /// so a long call never stalls the other connections of its loop.
+    case unary(@Sendable (_ request: [UInt8], _ context: ServerCallContext) throws(GRPCStatus) -> [UInt8])
+
+    /// Server-streaming and bidirectional calls: the handler returns an observer
+    /// that is told of each request message (on the event loop), and answers through
+    /// the writer, from any thread, at any time.
+    case streaming(@Sendable (_ context: ServerCallContext, _ writer: ServerStreamWriter) -> any ServerStreamObserver)
+}
+
+/// What a handler knows of its call.
+public struct ServerCallContext: Sendable {
+    /// `/package.Service/Method`.
+    public let path: String
+    /// Custom metadata from the request headers (reserved and pseudo headers left out).
+    public let metadata: [(name: String, value: String)]
+    /// Monotonic nanoseconds (`MonotonicClock.now()`) after which the call has failed.
+    public let deadline: UInt64?
+
+    public init(path: String, metadata: [(name: String, value: String)] = [], deadline: UInt64? = nil) {
+        self.path = path
+        self.metadata = metadata
+        self.deadline = deadline
+    }
+
+    public func metadataValue(_ name: String) -> String? {
+        metadata.first { $0.name == name }?.value
+    }
+}
+
+/// Told about a streaming call's input, on the call's event loop.
+public protocol ServerStreamObserver: AnyObject {
+    func received(_ message: [UInt8])
+    /// The client half-closed: no more messages.
+    func inputEnded()
+    /// The client went away or the deadline passed; the writer no longer sends.
+    func cancelled()
+}
+
+/// The sending half of a streaming call. Safe from any thread: a call from
+/// elsewhere hops to the call's event loop.
+public final class ServerStreamWriter: @unchecked Sendable {
+    private let loop: EventLoop
+    private weak var connection: ServerConnection?
+    private let stream: ServerStream
+
+    init(loop: EventLoop, connection: ServerConnection, stream: ServerStream) {
+        self.loop = loop
+        self.connection = connection
+        self.stream = stream
+    }
+
+    public func send(_ message: [UInt8]) {
+        onLoop { connection, stream in connection.send(message, on: stream) }
+    }
+
+    /// Ends the call with `status` after the messages already sent.
+    public func finish(_ status: GRPCStatus = .ok) {
+        onLoop { connection, stream in connection.finish(stream, with: status) }
+    }
+
+    private func onLoop(_ body: @escaping (ServerConnection, ServerStream) -> Void) {
+        if loop.inEventLoop {
+            guard let connection else { return }
+            body(connection, stream)
+            connection.flush()
+        } else {
+            let box = UncheckedBox((body, self))
+            loop.execute {
+                let (body, writer) = box.value
+                guard let connection = writer.connection else { return }
+                body(connection, writer.stream)
+                connection.flush()
+            }
+        }
+    }
+}
+
+/// Carries loop-confined values across a hop to their own loop.
+struct UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

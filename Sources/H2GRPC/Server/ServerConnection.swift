@@ -1,0 +1,575 @@
+import CNGHTTP2
+import Dispatch
+import Logging
+import CEpoll
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One accepted HTTP/2 connection: an nghttp2 server session over a non-blocking
+/// socket, owned by one event loop. nghttp2 parses and frames; this class moves
+/// bytes between it and the socket and turns its callbacks into gRPC calls.
+final class ServerConnection: EventHandler, @unchecked Sendable {
+    let fd: Int32
+    let loop: EventLoop
+    private let core: ServerCore
+    private var session: OpaquePointer?
+    private var streams: [Int32: ServerStream] = [:]
+    private var output: [UInt8] = []
+    private var outputOffset = 0
+    private var watchingWritable = false
+    private(set) var isClosed = false
+    private var isDraining = false
+    private var inFlush = false
+    let peer: String
+
+    /// Stop pulling frames from nghttp2 while this much is waiting for the socket.
+    private static let outputHighWater = 1 << 20
+
+    init(fd: Int32, peer: String, loop: EventLoop, core: ServerCore) {
+        self.fd = fd
+        self.peer = peer
+        self.loop = loop
+        self.core = core
+    }
+
+    /// Creates the session, sends our SETTINGS and starts watching the socket.
+    func start() throws {
+        var session: OpaquePointer?
+        let rv = nghttp2_session_server_new2(&session, ServerConnection.callbacks,
+                                             Unmanaged.passUnretained(self).toOpaque(), ServerConnection.options)
+        guard rv == 0, let session else { throw SystemError.call("nghttp2_session_server_new2", EINVAL) }
+        self.session = session
+        let configuration = core.configuration
+        var settings = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
+                                   value: configuration.maximumConcurrentStreams),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
+                                   value: UInt32(configuration.streamWindowSize)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
+                                   value: UInt32(configuration.maximumHeaderListSize)),
+        ]
+        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
+        // The connection window is not a setting: it grows with a WINDOW_UPDATE.
+        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0,
+                                              Int32(configuration.connectionWindowSize))
+        try loop.register(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue, handler: self)
+        flush()
+    }
+
+    deinit {
+        if let session { nghttp2_session_del(session) }
+    }
+
+    // MARK: Socket I/O
+
+    func handleEvents(_ events: UInt32) {
+        if events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue | EPOLLRDHUP.rawValue) != 0 {
+            readAvailable()
+        }
+        if !isClosed && events & EPOLLOUT.rawValue != 0 {
+            writeOutput()
+        }
+        if !isClosed { flush() }
+    }
+
+    private func readAvailable() {
+        let buffer = core.readBuffer(for: loop)
+        // A bounded number of reads per wake-up, so one busy peer cannot starve the loop.
+        for _ in 0..<16 {
+            let count = read(fd, buffer.baseAddress, buffer.count)
+            if count > 0 {
+                let consumed = nghttp2_session_mem_recv(session, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), count)
+                if consumed < 0 {
+                    // Garbage, a bad preface, a protocol violation: nghttp2 has queued a
+                    // GOAWAY where one makes sense; send it and close this connection only.
+                    core.logger.debug("closing connection", metadata: [
+                        "peer": "\(peer)", "cause": "\(String(cString: nghttp2_strerror(Int32(consumed))))"])
+                    flushThenClose()
+                    return
+                }
+                if isClosed { return }
+                if count < buffer.count { return }
+            } else if count == 0 {
+                close()
+                return
+            } else {
+                if errno == EINTR { continue }
+                if errno != EAGAIN && errno != EWOULDBLOCK { close() }
+                return
+            }
+        }
+    }
+
+    /// Moves frames from nghttp2 to the socket; closes when neither side wants more.
+    func flush() {
+        guard !isClosed, !inFlush, let session else { return }
+        inFlush = true
+        defer { inFlush = false }
+        while output.count - outputOffset < ServerConnection.outputHighWater {
+            var data: UnsafePointer<UInt8>?
+            let count = nghttp2_session_mem_send(session, &data)
+            if count < 0 {
+                close()
+                return
+            }
+            guard count > 0, let data else { break }
+            output.append(contentsOf: UnsafeBufferPointer(start: data, count: count))
+        }
+        writeOutput()
+        if !isClosed && output.isEmpty && nghttp2_session_want_read(session) == 0
+            && nghttp2_session_want_write(session) == 0 {
+            close()
+        }
+    }
+
+    private func writeOutput() {
+        while outputOffset < output.count {
+            let written = output.withUnsafeBytes { raw in
+                write(fd, raw.baseAddress! + outputOffset, raw.count - outputOffset)
+            }
+            if written > 0 {
+                outputOffset += written
+            } else if written < 0 && errno == EINTR {
+                continue
+            } else if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if !watchingWritable {
+                    watchingWritable = true
+                    loop.modify(fd, events: EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue)
+                }
+                return
+            } else {
+                close()
+                return
+            }
+        }
+        output.removeAll(keepingCapacity: output.capacity <= 256 * 1024)
+        outputOffset = 0
+        if watchingWritable {
+            watchingWritable = false
+            loop.modify(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+            // More frames may have been held back by the high-water mark.
+            flush()
+        }
+    }
+
+    private func flushThenClose() {
+        if let session {
+            while true {
+                var data: UnsafePointer<UInt8>?
+                let count = nghttp2_session_mem_send(session, &data)
+                guard count > 0, let data else { break }
+                output.append(contentsOf: UnsafeBufferPointer(start: data, count: count))
+            }
+        }
+        // Best effort: a peer sending garbage gets the GOAWAY if the socket takes it now.
+        output.withUnsafeBytes { raw in
+            if raw.count > outputOffset { _ = write(fd, raw.baseAddress! + outputOffset, raw.count - outputOffset) }
+        }
+        close()
+    }
+
+    /// Closes the socket and ends every call on it: observers hear `cancelled`.
+    func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        loop.unregister(fd)
+        Glibc.close(fd)
+        let open = streams.values
+        streams.removeAll()
+        for stream in open { streamEnded(stream, cancelled: stream.phase != .done) }
+        core.connectionClosed(self)
+    }
+
+    // MARK: Graceful shutdown
+
+    /// GOAWAY with the last stream we took: calls in flight finish, new ones go elsewhere.
+    func startDraining() {
+        guard !isClosed, !isDraining, let session else { return }
+        isDraining = true
+        nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue),
+                              nghttp2_session_get_last_proc_stream_id(session), NGHTTP2_NO_ERROR.rawValue, nil, 0)
+        flush()
+        closeIfDrained()
+    }
+
+    private func closeIfDrained() {
+        guard isDraining, streams.isEmpty, !isClosed else { return }
+        flush()
+        if !isClosed && output.isEmpty { close() }
+    }
+
+    var activeStreamCount: Int { streams.count }
+
+    // MARK: Requests
+
+    fileprivate func beginStream(_ id: Int32) {
+        let stream = ServerStream(id: id, maximumMessageLength: core.configuration.maximumReceiveMessageLength)
+        streams[id] = stream
+        nghttp2_session_set_stream_user_data(session, id, Unmanaged.passUnretained(stream).toOpaque())
+    }
+
+    fileprivate func stream(_ id: Int32) -> ServerStream? {
+        guard let pointer = nghttp2_session_get_stream_user_data(session, id) else { return nil }
+        return Unmanaged<ServerStream>.fromOpaque(pointer).takeUnretainedValue()
+    }
+
+    fileprivate func header(_ stream: ServerStream, name: UnsafePointer<UInt8>, nameLength: Int,
+                            value: UnsafePointer<UInt8>, valueLength: Int) {
+        if name.pointee == UInt8(ascii: ":") {
+            if name.equals(":path", length: nameLength) {
+                stream.path = value.string(length: valueLength)
+            } else if name.equals(":method", length: nameLength) {
+                stream.method = value.string(length: valueLength)
+            }
+            return
+        }
+        if name.equals("content-type", length: nameLength) {
+            stream.contentType = value.string(length: valueLength)
+        } else if name.equals("grpc-timeout", length: nameLength) {
+            stream.timeoutHeader = value.string(length: valueLength)
+        } else if name.equals("te", length: nameLength) || name.equals("user-agent", length: nameLength)
+                    || name.hasPrefix("grpc-", length: nameLength) {
+            // Reserved for the protocol; grpc-encoding only matters once a message
+            // arrives compressed (the deframer refuses that).
+        } else if stream.metadata.count < 64 {
+            stream.metadata.append((name.string(length: nameLength), value.string(length: valueLength)))
+        }
+    }
+
+    /// The request headers are complete: route the call or refuse it at once.
+    fileprivate func requestHeadersReceived(_ stream: ServerStream) {
+        guard stream.method == "POST" else {
+            respondImmediately(stream, httpStatus: 405,
+                               status: GRPCStatus(.unimplemented, "method \(stream.method) not allowed; gRPC uses POST"))
+            return
+        }
+        guard Self.isGRPCContentType(stream.contentType) else {
+            // PROTOCOL-HTTP2.md: answer 415 so that a non-gRPC client sees what happened.
+            let shown = stream.contentType.isEmpty ? "none" : "\"\(stream.contentType)\""
+            respondImmediately(stream, httpStatus: 415,
+                               status: GRPCStatus(.internalError, "invalid gRPC request content-type \(shown)"))
+            return
+        }
+        guard let handler = core.handlers[stream.path] else {
+            respondImmediately(stream, status: GRPCStatus(.unimplemented, "Method not found: \(stream.path)"))
+            return
+        }
+        if let header = stream.timeoutHeader {
+            guard let timeout = GRPCTimeout(header: header) else {
+                respondImmediately(stream, status: GRPCStatus(.internalError, "malformed grpc-timeout \"\(header)\""))
+                return
+            }
+            let deadline = MonotonicClock.now() &+ UInt64(timeout.nanoseconds)
+            stream.deadline = deadline < UInt64(Int64.max) ? deadline : nil
+            if let deadline = stream.deadline {
+                stream.deadlineTimer = loop.schedule(at: deadline) { [weak self, weak stream] in
+                    guard let self, let stream else { return }
+                    self.deadlinePassed(stream)
+                }
+            }
+        }
+        stream.handler = handler
+        if case .streaming(let makeObserver) = handler {
+            let writer = ServerStreamWriter(loop: loop, connection: self, stream: stream)
+            stream.observer = makeObserver(context(for: stream), writer)
+        }
+    }
+
+    static func isGRPCContentType(_ value: String) -> Bool {
+        guard value.hasPrefix("application/grpc") else { return false }
+        let rest = value.dropFirst("application/grpc".count)
+        return rest.isEmpty || rest.first == "+" || rest.first == ";"
+    }
+
+    private func context(for stream: ServerStream) -> ServerCallContext {
+        ServerCallContext(path: stream.path, metadata: stream.metadata, deadline: stream.deadline)
+    }
+
+    fileprivate func dataReceived(_ stream: ServerStream, _ bytes: UnsafeRawBufferPointer) {
+        guard stream.phase == .receiving, stream.handler != nil else { return }
+        do {
+            try stream.deframer.append(bytes)
+            while let message = try stream.deframer.next() {
+                stream.messageCount += 1
+                switch stream.handler {
+                case .unary:
+                    guard stream.messageCount == 1 else {
+                        respondImmediately(stream, status: GRPCStatus(.internalError,
+                            "grpc: more than one request message for a unary method"))
+                        return
+                    }
+                    stream.requestMessage = message
+                case .streaming:
+                    stream.observer?.received(message)
+                    if stream.phase != .receiving { return }
+                case nil:
+                    return
+                }
+            }
+        } catch {
+            respondImmediately(stream, status: error.status)
+        }
+    }
+
+    /// END_STREAM from the client.
+    fileprivate func requestEnded(_ stream: ServerStream) {
+        stream.requestEnded = true
+        guard stream.phase == .receiving, let handler = stream.handler else { return }
+        if stream.deframer.pendingByteCount > 0 {
+            respondImmediately(stream, status: GRPCStatus(.internalError,
+                "grpc: request ended inside a message (\(stream.deframer.pendingByteCount) bytes of a partial message)"))
+            return
+        }
+        switch handler {
+        case .streaming:
+            stream.observer?.inputEnded()
+        case .unary(let call):
+            guard let request = stream.requestMessage else {
+                respondImmediately(stream, status: GRPCStatus(.internalError, "grpc: no request message for a unary method"))
+                return
+            }
+            stream.requestMessage = nil
+            stream.phase = .handling
+            let context = context(for: stream)
+            if request.count <= core.configuration.inlineHandlerLimit {
+                completeUnary(stream, Self.run(call, request, context))
+            } else {
+                // Large requests are handled off the loop so its other calls keep moving.
+                let box = UncheckedBox((self, stream))
+                DispatchQueue.global().async {
+                    let result = Self.run(call, request, context)
+                    let resultBox = UncheckedBox(result)
+                    box.value.0.loop.execute {
+                        let (connection, stream) = box.value
+                        connection.completeUnary(stream, resultBox.value)
+                        connection.flush()
+                    }
+                }
+            }
+        }
+    }
+
+    private static func run(_ call: @Sendable ([UInt8], ServerCallContext) throws(GRPCStatus) -> [UInt8],
+                            _ request: [UInt8], _ context: ServerCallContext) -> Result<[UInt8], GRPCStatus> {
+        do { return .success(try call(request, context)) } catch { return .failure(error) }
+    }
+
+    private func completeUnary(_ stream: ServerStream, _ result: Result<[UInt8], GRPCStatus>) {
+        // The deadline may have answered already, or the client gone away.
+        guard !stream.closed, stream.phase == .handling else { return }
+        switch result {
+        case .success(let response):
+            if let deadline = stream.deadline, MonotonicClock.now() > deadline {
+                finish(stream, with: GRPCStatus(.deadlineExceeded, "deadline exceeded"))
+                return
+            }
+            send(response, on: stream)
+            finish(stream, with: .ok)
+        case .failure(let status):
+            finish(stream, with: status)
+        }
+    }
+
+    private func deadlinePassed(_ stream: ServerStream) {
+        guard !stream.closed, stream.phase != .done else { return }
+        stream.observer?.cancelled()
+        stream.observer = nil
+        finish(stream, with: GRPCStatus(.deadlineExceeded, "deadline exceeded"))
+        if let session, !stream.closed {
+            // Stop the rest of the request, and any messages still queued.
+            nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, NGHTTP2_CANCEL.rawValue)
+        }
+        flush()
+    }
+
+    // MARK: Responses
+
+    /// An early error: Trailers-Only, before any message (or trailers if headers went).
+    private func respondImmediately(_ stream: ServerStream, httpStatus: Int = 200, status: GRPCStatus) {
+        stream.observer?.cancelled()
+        stream.observer = nil
+        stream.requestMessage = nil
+        if stream.headersSent {
+            finish(stream, with: status)
+            return
+        }
+        stream.phase = .done
+        stream.deadlineTimer?.cancel()
+        var headers = HeaderBlock()
+        headers.add(":status", String(httpStatus))
+        headers.add("content-type", "application/grpc")
+        headers.add("grpc-status", String(status.code.rawValue))
+        if !status.message.isEmpty { headers.add("grpc-message", GRPCMessageEncoding.encode(status.message)) }
+        headers.withNameValues { nva, count in
+            _ = nghttp2_submit_response(session, stream.id, nva, count, nil)
+        }
+    }
+
+    /// Queues one response message; the response headers go out with the first.
+    func send(_ message: [UInt8], on stream: ServerStream) {
+        guard !stream.closed, stream.phase != .done, stream.finalStatus == nil else { return }
+        MessageFramer.appendFrame(message, to: &stream.outbound)
+        startOrResumeBody(stream)
+    }
+
+    /// Decides the final status; trailers follow the queued messages.
+    func finish(_ stream: ServerStream, with status: GRPCStatus) {
+        guard !stream.closed, stream.phase != .done, stream.finalStatus == nil else { return }
+        stream.deadlineTimer?.cancel()
+        if !stream.headersSent {
+            respondImmediately(stream, status: status)
+            return
+        }
+        stream.finalStatus = status
+        stream.phase = .finishing
+        nghttp2_session_resume_data(session, stream.id)
+    }
+
+    private func startOrResumeBody(_ stream: ServerStream) {
+        if stream.headersSent {
+            nghttp2_session_resume_data(session, stream.id)
+            return
+        }
+        stream.headersSent = true
+        var headers = HeaderBlock()
+        headers.add(":status", "200")
+        headers.add("content-type", "application/grpc")
+        headers.add("grpc-accept-encoding", "identity")
+        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil),
+                                             read_callback: serverReadBody)
+        headers.withNameValues { nva, count in
+            _ = nghttp2_submit_response(session, stream.id, nva, count, &provider)
+        }
+    }
+
+    /// nghttp2 asks for body bytes: queued messages, then trailers.
+    fileprivate func readBody(_ stream: ServerStream, into buffer: UnsafeMutablePointer<UInt8>, length: Int,
+                              flags: UnsafeMutablePointer<UInt32>) -> Int {
+        let available = stream.outbound.count - stream.outboundOffset
+        let count = min(available, length)
+        if count > 0 {
+            stream.outbound.withUnsafeBytes { raw in
+                UnsafeMutableRawPointer(buffer).copyMemory(from: raw.baseAddress! + stream.outboundOffset, byteCount: count)
+            }
+            stream.outboundOffset += count
+            if stream.outboundOffset == stream.outbound.count {
+                stream.outbound.removeAll(keepingCapacity: stream.outbound.capacity <= 64 * 1024)
+                stream.outboundOffset = 0
+            }
+        }
+        if !stream.hasOutbound, let status = stream.finalStatus {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+            stream.phase = .done
+            var trailers = HeaderBlock()
+            trailers.add("grpc-status", String(status.code.rawValue))
+            if !status.message.isEmpty { trailers.add("grpc-message", GRPCMessageEncoding.encode(status.message)) }
+            trailers.withNameValues { nva, count in
+                _ = nghttp2_submit_trailer(session, stream.id, nva, count)
+            }
+            return count
+        }
+        return count > 0 ? count : Int(NGHTTP2_ERR_DEFERRED.rawValue)
+    }
+
+    /// A frame went out. After our END_STREAM on a request the client is still
+    /// sending, RST_STREAM(NO_ERROR) tells it to stop (what gRPC servers do).
+    fileprivate func frameSent(type: UInt8, flags: UInt8, streamID: Int32) {
+        guard type == UInt8(NGHTTP2_HEADERS.rawValue), flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+              let stream = streams[streamID], !stream.requestEnded, !stream.closed else { return }
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, NGHTTP2_NO_ERROR.rawValue)
+    }
+
+    fileprivate func streamClosed(_ id: Int32) {
+        guard let stream = streams.removeValue(forKey: id) else { return }
+        streamEnded(stream, cancelled: stream.phase != .done)
+        if isDraining { closeIfDrained() }
+    }
+
+    private func streamEnded(_ stream: ServerStream, cancelled: Bool) {
+        stream.closed = true
+        stream.deadlineTimer?.cancel()
+        if cancelled { stream.observer?.cancelled() }
+        stream.observer = nil
+        stream.outbound = []
+        stream.requestMessage = nil
+    }
+
+    // MARK: nghttp2 glue
+
+    nonisolated(unsafe) private static let options: OpaquePointer? = {
+        var option: OpaquePointer?
+        nghttp2_option_new(&option)
+        // Our own SETTINGS raise the windows; nghttp2 sends WINDOW_UPDATEs as data is consumed.
+        return option
+    }()
+
+    nonisolated(unsafe) private static let callbacks: OpaquePointer? = {
+        var callbacks: OpaquePointer?
+        nghttp2_session_callbacks_new(&callbacks)
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
+            guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
+                  frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return 0 }
+            ServerConnection.from(userData).beginStream(frame.pointee.hd.stream_id)
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
+            guard let frame, let name, let value,
+                  frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
+            let connection = ServerConnection.from(userData)
+            guard let stream = connection.stream(frame.pointee.hd.stream_id), stream.phase == .receiving else { return 0 }
+            connection.header(stream, name: name, nameLength: nameLength, value: value, valueLength: valueLength)
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
+            guard let frame else { return 0 }
+            let connection = ServerConnection.from(userData)
+            let header = frame.pointee.hd
+            guard header.stream_id != 0, let stream = connection.stream(header.stream_id) else { return 0 }
+            let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+            if header.type == UInt8(NGHTTP2_HEADERS.rawValue) && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+                connection.requestHeadersReceived(stream)
+            }
+            if endStream && (header.type == UInt8(NGHTTP2_DATA.rawValue) || header.type == UInt8(NGHTTP2_HEADERS.rawValue)) {
+                connection.requestEnded(stream)
+            }
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
+            let connection = ServerConnection.from(userData)
+            guard let data, let stream = connection.stream(streamID) else { return 0 }
+            connection.dataReceived(stream, UnsafeRawBufferPointer(start: data, count: length))
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
+            guard let frame else { return 0 }
+            ServerConnection.from(userData).frameSent(type: frame.pointee.hd.type, flags: frame.pointee.hd.flags,
+                                                      streamID: frame.pointee.hd.stream_id)
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, _, userData in
+            ServerConnection.from(userData).streamClosed(streamID)
+            return 0
+        }
+        return callbacks
+    }()
+
+    fileprivate static func from(_ userData: UnsafeMutableRawPointer?) -> ServerConnection {
+        Unmanaged<ServerConnection>.fromOpaque(userData!).takeUnretainedValue()
+    }
+}
+
+/// The body read callback of every server response (nghttp2_data_source_read_callback).
+private func serverReadBody(session: OpaquePointer?, streamID: Int32, buffer: UnsafeMutablePointer<UInt8>?, length: Int,
+                            flags: UnsafeMutablePointer<UInt32>?, source: UnsafeMutablePointer<nghttp2_data_source>?,
+                            userData: UnsafeMutableRawPointer?) -> Int {
+    let connection = ServerConnection.from(userData)
+    guard let buffer, let flags, let stream = connection.streamForBody(streamID) else {
+        return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+    }
+    return connection.readBody(stream, into: buffer, length: length, flags: flags)
+}
+
+extension ServerConnection {
+    fileprivate func streamForBody(_ id: Int32) -> ServerStream? { stream(id) }
+}

@@ -1,0 +1,46 @@
+/// One gRPC call on a server connection: the request as it arrives, the response
+/// as it leaves. Confined to the connection's event loop.
+final class ServerStream: @unchecked Sendable {
+    enum Phase {
+        /// Reading request headers and messages.
+        case receiving
+        /// A unary handler is running (inline or on a worker).
+        case handling
+        /// The final status is decided; trailers go out once the queued messages have.
+        case finishing
+        /// Trailers (or Trailers-Only) submitted.
+        case done
+    }
+
+    let id: Int32
+    var phase = Phase.receiving
+    // Request headers.
+    var method = ""
+    var path = ""
+    var contentType = ""
+    var timeoutHeader: String?
+    var metadata: [(name: String, value: String)] = []
+    var headerFailure: GRPCStatus?
+    // Request body.
+    var deframer: MessageDeframer
+    var requestMessage: [UInt8]?
+    var messageCount = 0
+    var requestEnded = false
+    var handler: RPCHandler?
+    var observer: (any ServerStreamObserver)?
+    var deadline: UInt64?
+    var deadlineTimer: TimerHandle?
+    // Response.
+    var headersSent = false
+    var outbound: [UInt8] = []
+    var outboundOffset = 0
+    var finalStatus: GRPCStatus?
+    var closed = false
+
+    init(id: Int32, maximumMessageLength: Int) {
+        self.id = id
+        deframer = MessageDeframer(maximumMessageLength: maximumMessageLength)
+    }
+
+    var hasOutbound: Bool { outboundOffset < outbound.count }
+}

@@ -1,0 +1,48 @@
+import Detection
+import H2GRPC
+import OutliersProto
+import SwiftProtobuf
+
+/// `/pb.Outliers/Detect`: the article's service, through `Detection`.
+public struct DetectService: Sendable {
+    public static let serviceName = "pb.Outliers"
+    public static let detectPath = "/pb.Outliers/Detect"
+
+    public let detector: OutlierDetector
+
+    public init(detector: OutlierDetector = OutlierDetector()) {
+        self.detector = detector
+    }
+
+    public var handlers: [String: RPCHandler] {
+        let detector = self.detector
+        return [Self.detectPath: .unary { request, _ throws(GRPCStatus) in
+            try Self.detect(request, detector: detector)
+        }]
+    }
+
+    /// Serialized `OutliersRequest` in, serialized `OutliersResponse` out.
+    public static func detect(_ request: [UInt8], detector: OutlierDetector) throws(GRPCStatus) -> [UInt8] {
+        let message: Pb_OutliersRequest
+        do {
+            message = try Pb_OutliersRequest(serializedBytes: request)
+        } catch {
+            // An unparsable message is the transport's failure, not the caller's value.
+            throw GRPCStatus(.internalError, "grpc: failed to unmarshal the request: \(error)")
+        }
+        let values = message.metrics.map(\.value)
+        let indices: [Int32]
+        do {
+            indices = try detector.outliers(in: values)
+        } catch {
+            throw GRPCStatus(.invalidArgument, "metrics[\(error.index)].value: \(error.description)")
+        }
+        var response = Pb_OutliersResponse()
+        response.indices = indices
+        do {
+            return try response.serializedBytes()
+        } catch {
+            throw GRPCStatus(.internalError, "cannot serialize the response: \(error)")
+        }
+    }
+}

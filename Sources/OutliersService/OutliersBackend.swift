@@ -1,0 +1,34 @@
+import Detection
+import H2GRPC
+import Logging
+
+/// The bundled backend: Detect, health and reflection on one `GRPCServer`.
+public final class OutliersBackend: Sendable {
+    public let server: GRPCServer
+    public let health: HealthService
+
+    public static let serviceNames = [
+        DetectService.serviceName, HealthService.serviceName,
+        ReflectionService.v1ServiceName, ReflectionService.v1alphaServiceName,
+    ]
+
+    public init(configuration: GRPCServerConfiguration, detector: OutlierDetector = OutlierDetector(),
+                logger: Logger = Logger(label: "outliers.backend")) throws {
+        health = HealthService(services: Self.serviceNames)
+        let reflection = try ReflectionService(services: Self.serviceNames)
+        var handlers = DetectService(detector: detector).handlers
+        handlers.merge(health.handlers) { first, _ in first }
+        handlers.merge(reflection.handlers) { first, _ in first }
+        server = GRPCServer(configuration: configuration, handlers: handlers, logger: logger)
+    }
+
+    public func start() throws { try server.start() }
+
+    /// Health goes NOT_SERVING (watchers hear it), Watch streams end, calls in flight finish.
+    public func shutdown() {
+        server.shutdown { [health] in
+            health.setAll(serving: false)
+            health.finishWatchers()
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import H2GRPC
+import Logging
+import OutliersService
+
+/// `outliers backend`: the gRPC Detect server alone.
+struct BackendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backend",
+        abstract: "Run the gRPC Detect server (pb.Outliers, grpc.health.v1, server reflection).",
+        discussion: "Cleartext HTTP/2 with prior knowledge, as the article's client expects. SIGINT or SIGTERM drains the calls in flight and exits 0."
+    )
+
+    @Option(help: "Address or name to listen on; every address it resolves to is bound.")
+    var host = "127.0.0.1"
+
+    @Option(help: "TCP port (0 picks a free one).")
+    var port = 9999
+
+    @Option(help: "Event-loop threads (default: the number of cores).")
+    var threads = System.coreCount
+
+    @Option(help: "Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.")
+    var maxMessageBytes = 4 * 1024 * 1024
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, not \(port)") }
+        guard (1...1024).contains(threads) else { throw ValidationError("--threads must be 1...1024, not \(threads)") }
+        guard (1...(1 << 30)).contains(maxMessageBytes) else {
+            throw ValidationError("--max-message-bytes must be 1...1073741824, not \(maxMessageBytes)")
+        }
+    }
+
+    func run() throws {
+        let logger = logging.makeLogger("outliers.backend")
+        var configuration = GRPCServerConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.threads = threads
+        configuration.maximumReceiveMessageLength = maxMessageBytes
+        let backend: OutliersBackend
+        do {
+            backend = try OutliersBackend(configuration: configuration, logger: logger)
+            try backend.start()
+        } catch {
+            logger.error("cannot start the backend", metadata: ["cause": "\(error)"])
+            throw ExitCode.failure
+        }
+        logger.info("outliers backend listening", metadata: [
+            "addresses": "\(backend.server.boundAddresses.joined(separator: ", "))",
+            "threads": "\(threads)", "max-message-bytes": "\(maxMessageBytes)"])
+        let signal = SignalWaiter.waitForTermination()
+        logger.info("stopping: draining calls in flight", metadata: ["signal": "\(signal)"])
+        backend.shutdown()
+        logger.info("outliers backend stopped")
+    }
+}
