@@ -27,6 +27,8 @@ let package = Package(
         .target(name: "OutliersProto",
                 dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
 
+        .testTarget(name: "OutliersProtoTests", dependencies: ["OutliersProto"]),
+
         // The statistics: pure Swift, no I/O, knows nothing of gRPC.
         .target(name: "Detection"),
 

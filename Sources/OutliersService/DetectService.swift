@@ -23,14 +23,17 @@ public struct DetectService: Sendable {
 
     /// Serialized `OutliersRequest` in, serialized `OutliersResponse` out.
     public static func detect(_ request: [UInt8], detector: OutlierDetector) throws(GRPCStatus) -> [UInt8] {
-        let message: Pb_OutliersRequest
-        do {
-            message = try Pb_OutliersRequest(serializedBytes: request)
-        } catch {
-            // An unparsable message is the transport's failure, not the caller's value.
-            throw GRPCStatus(.internalError, "grpc: failed to unmarshal the request: \(error)")
+        let values: [Double]
+        if let fast = OutliersRequestValues.decode(request) {
+            values = fast
+        } else {
+            do {
+                values = try Pb_OutliersRequest(serializedBytes: request).metrics.map(\.value)
+            } catch {
+                // An unparsable message is the transport's failure, not the caller's value.
+                throw GRPCStatus(.internalError, "grpc: failed to unmarshal the request: \(error)")
+            }
         }
-        let values = message.metrics.map(\.value)
         let indices: [Int32]
         do {
             indices = try detector.outliers(in: values)

@@ -1,2 +1,198 @@
 import Testing
 @testable import H2GRPC
+
+// MARK: Message framing
+
+/// Frames `messages`, then feeds the bytes to a deframer in chunks cut at `cuts`.
+private func deframe(_ messages: [[UInt8]], cuts: [Int], limit: Int = 1 << 20) throws -> [[UInt8]] {
+    var wire: [UInt8] = []
+    for message in messages { MessageFramer.appendFrame(message, to: &wire) }
+    var deframer = MessageDeframer(maximumMessageLength: limit)
+    var received: [[UInt8]] = []
+    var start = 0
+    for cut in (cuts.filter { $0 > 0 && $0 < wire.count }.sorted() + [wire.count]) where cut > start {
+        try deframer.append(Array(wire[start..<cut]))
+        while let message = try deframer.next() { received.append(message) }
+        start = cut
+    }
+    #expect(deframer.pendingByteCount == 0)
+    return received
+}
+
+@Test func framingPrefixIsFlagAndBigEndianLength() {
+    let framed = MessageFramer.frame(Array(repeating: 7, count: 0x010203))
+    #expect(Array(framed.prefix(5)) == [0, 0x00, 0x01, 0x02, 0x03])
+    #expect(framed.count == 5 + 0x010203)
+    #expect(MessageFramer.frame([]) == [0, 0, 0, 0, 0])
+}
+
+@Test func deframingSurvivesEverySplitOfSmallMessages() throws {
+    let messages: [[UInt8]] = [[1, 2, 3], [], [9], Array(0..<200).map { UInt8($0) }]
+    let total = messages.reduce(0) { $0 + 5 + $1.count }
+    // Every single cut point, and every pair of cut points in the first 40 bytes.
+    for cut in 0...total {
+        #expect(try deframe(messages, cuts: [cut]) == messages, "cut at \(cut)")
+    }
+    for a in 0..<40 { for b in a..<40 {
+        #expect(try deframe(messages, cuts: [a, b]) == messages)
+    } }
+    // One byte at a time.
+    #expect(try deframe(messages, cuts: Array(0...total)) == messages)
+}
+
+@Test func deframingRandomSplitsOfLargeMessages() throws {
+    var generator = SystemRandomNumberGenerator()
+    let messages = (0..<5).map { n in (0..<(n * 70_001)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ n) } }
+    let total = messages.reduce(0) { $0 + 5 + $1.count }
+    for _ in 0..<20 {
+        let cuts = (0..<Int.random(in: 1...50, using: &generator)).map { _ in Int.random(in: 0...total, using: &generator) }
+        #expect(try deframe(messages, cuts: cuts) == messages)
+    }
+}
+
+@Test func deframerRefusesOversizedMessageFromItsPrefix() {
+    var deframer = MessageDeframer(maximumMessageLength: 100)
+    // Only the prefix has arrived: 101 bytes announced.
+    #expect(throws: MessageDeframer.Failure.tooLarge(length: 101, limit: 100)) {
+        try deframer.append([0, 0, 0, 0, 101])
+    }
+    var exact = MessageDeframer(maximumMessageLength: 100)
+    #expect(throws: Never.self) { try exact.append(MessageFramer.frame(Array(repeating: 1, count: 100))) }
+    #expect(MessageDeframer.Failure.tooLarge(length: 5_242_880, limit: 4_194_304).status.code == .resourceExhausted)
+}
+
+@Test func deframerRefusesCompressionAndBadFlags() {
+    var compressed = MessageDeframer(maximumMessageLength: 100)
+    #expect(throws: MessageDeframer.Failure.compressed) { try compressed.append([1, 0, 0, 0, 1, 42]) }
+    #expect(MessageDeframer.Failure.compressed.status.code == .unimplemented)
+    var bad = MessageDeframer(maximumMessageLength: 100)
+    #expect(throws: MessageDeframer.Failure.badFlag(2)) { try bad.append([2, 0, 0, 0, 0]) }
+}
+
+// MARK: grpc-timeout
+
+@Test(arguments: [
+    ("1H", 3_600_000_000_000), ("2M", 120_000_000_000), ("3S", 3_000_000_000),
+    ("100m", 100_000_000), ("250u", 250_000), ("7n", 7), ("0S", 0),
+    ("99999999n", 99_999_999), ("99999999S", 99_999_999_000_000_000),
+    ("00000001m", 1_000_000),
+] as [(String, Int64)])
+func timeoutParsesEveryUnit(header: String, nanoseconds: Int64) {
+    #expect(GRPCTimeout(header: header)?.nanoseconds == nanoseconds)
+}
+
+@Test(arguments: ["", "S", "1", "123456789S", "1s", "1h", "-1S", "+1S", "1.5S", " 1S", "1S ", "1 S", "１S", "1SS"])
+func timeoutRejectsMalformed(header: String) {
+    #expect(GRPCTimeout(header: header) == nil)
+}
+
+@Test func timeoutSaturatesInsteadOfOverflowing() {
+    // 99,999,999 hours is more nanoseconds than Int64 holds.
+    #expect(GRPCTimeout(header: "99999999H")?.nanoseconds == Int64.max)
+}
+
+@Test func timeoutEncodesWithAtMostEightDigitsNeverShorter() {
+    for nanoseconds: Int64 in [0, 1, 999, 99_999_999, 100_000_000, 123_456_789_012, 10_000_000_000_000_000, .max] {
+        let header = GRPCTimeout(nanoseconds: nanoseconds).headerValue
+        #expect(header.count <= 9, "\(header)")
+        let parsed = GRPCTimeout(header: header)
+        #expect(parsed != nil, "\(header)")
+        #expect(parsed!.nanoseconds >= nanoseconds, "\(header) shortens \(nanoseconds)")
+    }
+    #expect(GRPCTimeout(nanoseconds: 100_000_000).headerValue == "100000u")
+    #expect(GRPCTimeout(nanoseconds: 1_000_000_000_000).headerValue == "1000000m")
+}
+
+// MARK: grpc-message percent-encoding
+
+@Test func percentEncodingKeepsPrintableASCIIExceptPercent() {
+    let printable = String(decoding: (0x20...0x7E).filter { $0 != 0x25 }.map { UInt8($0) }, as: UTF8.self)
+    #expect(GRPCMessageEncoding.encode(printable) == printable)
+    #expect(GRPCMessageEncoding.encode("100%") == "100%25")
+    #expect(GRPCMessageEncoding.encode("a\nb\tc") == "a%0Ab%09c")
+    #expect(GRPCMessageEncoding.encode("é") == "%C3%A9")
+    #expect(GRPCMessageEncoding.encode("值 🙂") == "%E5%80%BC %F0%9F%99%82")
+}
+
+@Test func percentDecodingRoundTripsAndNeverFails() {
+    for text in ["", "plain", "100%", "line\nbreak", "é值🙂", "%%%", "\u{0}\u{7F}"] {
+        #expect(GRPCMessageEncoding.decode(GRPCMessageEncoding.encode(text)) == text)
+    }
+    // Invalid escapes are kept as they are; invalid UTF-8 becomes U+FFFD.
+    #expect(GRPCMessageEncoding.decode("%") == "%")
+    #expect(GRPCMessageEncoding.decode("%4") == "%4")
+    #expect(GRPCMessageEncoding.decode("%zz%41") == "%zzA")
+    #expect(GRPCMessageEncoding.decode("%FF") == "\u{FFFD}")
+    #expect(GRPCMessageEncoding.decode("%c3%a9") == "é")
+}
+
+// MARK: Status codes
+
+@Test func statusCodesHaveTheirNumbersAndNames() {
+    let expected: [(GRPCStatus.Code, Int, String)] = [
+        (.ok, 0, "OK"), (.cancelled, 1, "CANCELLED"), (.unknown, 2, "UNKNOWN"),
+        (.invalidArgument, 3, "INVALID_ARGUMENT"), (.deadlineExceeded, 4, "DEADLINE_EXCEEDED"),
+        (.notFound, 5, "NOT_FOUND"), (.alreadyExists, 6, "ALREADY_EXISTS"),
+        (.permissionDenied, 7, "PERMISSION_DENIED"), (.resourceExhausted, 8, "RESOURCE_EXHAUSTED"),
+        (.failedPrecondition, 9, "FAILED_PRECONDITION"), (.aborted, 10, "ABORTED"),
+        (.outOfRange, 11, "OUT_OF_RANGE"), (.unimplemented, 12, "UNIMPLEMENTED"),
+        (.internalError, 13, "INTERNAL"), (.unavailable, 14, "UNAVAILABLE"),
+        (.dataLoss, 15, "DATA_LOSS"), (.unauthenticated, 16, "UNAUTHENTICATED"),
+    ]
+    #expect(GRPCStatus.Code.allKnown.count == 17)
+    for (code, number, name) in expected {
+        #expect(code.rawValue == number)
+        #expect(code.description == name)
+        #expect(GRPCStatus.Code(rawValue: number) == code)
+    }
+    #expect(GRPCStatus.Code(rawValue: 42).description == "CODE_42")
+}
+
+@Test func statusTrailerParsing() {
+    #expect(GRPCStatus.parseCode("0") == .ok)
+    #expect(GRPCStatus.parseCode("14") == .unavailable)
+    #expect(GRPCStatus.parseCode("99") == GRPCStatus.Code(rawValue: 99))
+    for bad in ["", "-1", "01", "1a", " 1", "99999999999"] { #expect(GRPCStatus.parseCode(bad) == nil, "\(bad)") }
+}
+
+@Test func httpAndResetFallbackTables() {
+    #expect(StatusMapping.code(forHTTPStatus: 400) == .internalError)
+    #expect(StatusMapping.code(forHTTPStatus: 401) == .unauthenticated)
+    #expect(StatusMapping.code(forHTTPStatus: 403) == .permissionDenied)
+    #expect(StatusMapping.code(forHTTPStatus: 404) == .unimplemented)
+    for status in [429, 502, 503, 504] { #expect(StatusMapping.code(forHTTPStatus: status) == .unavailable) }
+    #expect(StatusMapping.code(forHTTPStatus: 431) == .internalError)
+    #expect(StatusMapping.code(forHTTPStatus: 500) == .unknown)
+    #expect(StatusMapping.code(forRSTStreamError: 0x7) == .unavailable)
+    #expect(StatusMapping.code(forRSTStreamError: 0x8) == .cancelled)
+    #expect(StatusMapping.code(forRSTStreamError: 0xB) == .resourceExhausted)
+    #expect(StatusMapping.code(forRSTStreamError: 0xC) == .permissionDenied)
+    #expect(StatusMapping.code(forRSTStreamError: 0x1) == .internalError)
+}
+
+@Test func grpcContentTypes() {
+    for good in ["application/grpc", "application/grpc+proto", "application/grpc;charset=utf-8"] {
+        #expect(ServerConnection.isGRPCContentType(good))
+    }
+    for bad in ["", "application/json", "application/grpcx", "text/plain", "application/grpc-web"] {
+        #expect(!ServerConnection.isGRPCContentType(bad), "\(bad)")
+    }
+}
+
+@Test func timerHeapRunsInDeadlineOrderAndSkipsCancelled() {
+    var heap = TimerHeap()
+    // Closures capture a box so the heap can run them.
+    final class Log { var values: [Int] = [] }
+    let log = Log()
+    for deadline in [50, 10, 40, 30, 20] as [UInt64] {
+        heap.insert(deadline: deadline) { log.values.append(Int(deadline)) }
+    }
+    let cancelled = heap.insert(deadline: 25) { log.values.append(25) }
+    cancelled.cancel()
+    #expect(heap.millisecondsUntilNext(now: 0) == 1)
+    heap.runExpired(now: 35)
+    #expect(log.values == [10, 20, 30])
+    heap.runExpired(now: 100)
+    #expect(log.values == [10, 20, 30, 40, 50])
+    #expect(heap.millisecondsUntilNext(now: 100) == -1)
+}

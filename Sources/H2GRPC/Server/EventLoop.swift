@@ -166,6 +166,7 @@ final class TimerHandle {
 struct TimerHeap {
     private var entries: [(deadline: UInt64, handle: TimerHandle)] = []
 
+    @discardableResult
     mutating func insert(deadline: UInt64, task: @escaping () -> Void) -> TimerHandle {
         let handle = TimerHandle(task: task)
         entries.append((deadline, handle))

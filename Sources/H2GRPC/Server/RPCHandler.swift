@@ -65,18 +65,17 @@ public final class ServerStreamWriter: @unchecked Sendable {
 
     private func onLoop(_ body: @escaping (ServerConnection, ServerStream) -> Void) {
         if loop.inEventLoop {
-            guard let connection else { return }
-            body(connection, stream)
-            connection.flush()
+            run(body)
         } else {
-            let box = UncheckedBox((body, self))
-            loop.execute {
-                let (body, writer) = box.value
-                guard let connection = writer.connection else { return }
-                body(connection, writer.stream)
-                connection.flush()
-            }
+            let box = UncheckedBox(body)
+            loop.execute { [self] in run(box.value) }
         }
+    }
+
+    private func run(_ body: (ServerConnection, ServerStream) -> Void) {
+        guard let connection else { return }
+        body(connection, stream)
+        connection.flush()
     }
 }
 
