@@ -48,6 +48,13 @@ let package = Package(
         ]),
         .testTarget(name: "OutliersServiceTests", dependencies: ["OutliersService"]),
 
+        // jansson codec: JSON ⇄ pb messages with precise errors (line, column, path).
+        .target(name: "OutliersJSON", dependencies: [
+            "CJansson", "OutliersProto",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+        .testTarget(name: "OutliersJSONTests", dependencies: ["OutliersJSON"]),
+
         // The command line: commands only, no logic.
         .executableTarget(name: "outliers", dependencies: [
             "Detection", "OutliersProto", "OutliersService", "H2GRPC",

@@ -1,0 +1,2 @@
+// OutliersJSON: being written.
+import CJansson
