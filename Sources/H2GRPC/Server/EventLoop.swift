@@ -27,6 +27,8 @@ final class EventLoop: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     /// pthread id of the loop thread, for `inEventLoop`.
     private let loopThreadID = Atomic<UInt>(0)
+    /// Scratch space for socket reads: every socket of this loop reads into it in turn.
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
 
     init(name: String) throws {
         self.name = name
@@ -46,6 +48,7 @@ final class EventLoop: @unchecked Sendable {
     deinit {
         close(wakeFD)
         close(epollFD)
+        readBuffer.deallocate()
     }
 
     var inEventLoop: Bool { loopThreadID.load(ordering: .acquiring) == UInt(pthread_self()) }

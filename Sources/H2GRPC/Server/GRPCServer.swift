@@ -52,7 +52,6 @@ final class ServerCore: @unchecked Sendable {
     let logger: Logger
     private var loops: [EventLoop] = []
     private var listeners: [Listener] = []
-    private var readBuffers: [ObjectIdentifier: UnsafeMutableRawBufferPointer] = [:]
     /// Live connections per loop; touched only on that loop's thread.
     private var connections: [ObjectIdentifier: Set<ObjectIdentifier>] = [:]
     private var connectionObjects: [ObjectIdentifier: ServerConnection] = [:]
@@ -75,7 +74,6 @@ final class ServerCore: @unchecked Sendable {
         boundPort = listeners.first?.port ?? 0
         for index in 0..<max(1, configuration.threads) {
             let loop = try EventLoop(name: "grpc-loop-\(index)")
-            readBuffers[ObjectIdentifier(loop)] = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
             loops.append(loop)
         }
         for loop in loops {
@@ -87,10 +85,6 @@ final class ServerCore: @unchecked Sendable {
                 }
             }
         }
-    }
-
-    func readBuffer(for loop: EventLoop) -> UnsafeMutableRawBufferPointer {
-        readBuffers[ObjectIdentifier(loop)]!
     }
 
     private func accepted(_ fd: Int32, peer: String, on loop: EventLoop) {
@@ -137,8 +131,6 @@ final class ServerCore: @unchecked Sendable {
         // 3. Whatever is left is closed.
         forEachConnection { $0.close() }
         for loop in loops { loop.stopAndWait() }
-        for buffer in readBuffers.values { buffer.deallocate() }
-        readBuffers.removeAll()
     }
 
     /// Runs `body` on each connection, on its own loop; waits for all.

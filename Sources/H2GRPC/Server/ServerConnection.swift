@@ -9,172 +9,38 @@ import Glibc
 /// One accepted HTTP/2 connection: an nghttp2 server session over a non-blocking
 /// socket, owned by one event loop. nghttp2 parses and frames; this class moves
 /// bytes between it and the socket and turns its callbacks into gRPC calls.
-final class ServerConnection: EventHandler, @unchecked Sendable {
-    let fd: Int32
-    let loop: EventLoop
+final class ServerConnection: HTTP2Socket, @unchecked Sendable {
     private let core: ServerCore
-    private var session: OpaquePointer?
     private var streams: [Int32: ServerStream] = [:]
-    private var output: [UInt8] = []
-    private var outputOffset = 0
-    private var watchingWritable = false
-    private(set) var isClosed = false
     private var isDraining = false
-    private var inFlush = false
     let peer: String
 
-    /// Stop pulling frames from nghttp2 while this much is waiting for the socket.
-    private static let outputHighWater = 1 << 20
-
     init(fd: Int32, peer: String, loop: EventLoop, core: ServerCore) {
-        self.fd = fd
         self.peer = peer
-        self.loop = loop
         self.core = core
+        super.init(fd: fd, loop: loop)
     }
 
     /// Creates the session, sends our SETTINGS and starts watching the socket.
     func start() throws {
         var session: OpaquePointer?
         let rv = nghttp2_session_server_new2(&session, ServerConnection.callbacks,
-                                             Unmanaged.passUnretained(self).toOpaque(), ServerConnection.options)
+                                             Unmanaged.passUnretained(self).toOpaque(), nil)
         guard rv == 0, let session else { throw SystemError.call("nghttp2_session_server_new2", EINVAL) }
-        self.session = session
         let configuration = core.configuration
-        var settings = [
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
-                                   value: configuration.maximumConcurrentStreams),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
-                                   value: UInt32(configuration.streamWindowSize)),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
-                                   value: UInt32(configuration.maximumHeaderListSize)),
-        ]
-        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
-        // The connection window is not a setting: it grows with a WINDOW_UPDATE.
-        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0,
-                                              Int32(configuration.connectionWindowSize))
-        try loop.register(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue, handler: self)
-        flush()
+        try startSession(session, settings: [
+            (NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, configuration.maximumConcurrentStreams),
+            (NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, UInt32(configuration.streamWindowSize)),
+            (NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, UInt32(configuration.maximumHeaderListSize)),
+        ], connectionWindow: configuration.connectionWindowSize)
     }
 
-    deinit {
-        if let session { nghttp2_session_del(session) }
+    override func protocolError(_ cause: String) {
+        core.logger.debug("closing connection", metadata: ["peer": "\(peer)", "cause": "\(cause)"])
     }
 
-    // MARK: Socket I/O
-
-    func handleEvents(_ events: UInt32) {
-        if events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue | EPOLLRDHUP.rawValue) != 0 {
-            readAvailable()
-        }
-        if !isClosed && events & EPOLLOUT.rawValue != 0 {
-            writeOutput()
-        }
-        if !isClosed { flush() }
-    }
-
-    private func readAvailable() {
-        let buffer = core.readBuffer(for: loop)
-        // A bounded number of reads per wake-up, so one busy peer cannot starve the loop.
-        for _ in 0..<16 {
-            let count = read(fd, buffer.baseAddress, buffer.count)
-            if count > 0 {
-                let consumed = nghttp2_session_mem_recv(session, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), count)
-                if consumed < 0 {
-                    // Garbage, a bad preface, a protocol violation: nghttp2 has queued a
-                    // GOAWAY where one makes sense; send it and close this connection only.
-                    core.logger.debug("closing connection", metadata: [
-                        "peer": "\(peer)", "cause": "\(String(cString: nghttp2_strerror(Int32(consumed))))"])
-                    flushThenClose()
-                    return
-                }
-                if isClosed { return }
-                if count < buffer.count { return }
-            } else if count == 0 {
-                close()
-                return
-            } else {
-                if errno == EINTR { continue }
-                if errno != EAGAIN && errno != EWOULDBLOCK { close() }
-                return
-            }
-        }
-    }
-
-    /// Moves frames from nghttp2 to the socket; closes when neither side wants more.
-    func flush() {
-        guard !isClosed, !inFlush, let session else { return }
-        inFlush = true
-        defer { inFlush = false }
-        while output.count - outputOffset < ServerConnection.outputHighWater {
-            var data: UnsafePointer<UInt8>?
-            let count = nghttp2_session_mem_send(session, &data)
-            if count < 0 {
-                close()
-                return
-            }
-            guard count > 0, let data else { break }
-            output.append(contentsOf: UnsafeBufferPointer(start: data, count: count))
-        }
-        writeOutput()
-        if !isClosed && output.isEmpty && nghttp2_session_want_read(session) == 0
-            && nghttp2_session_want_write(session) == 0 {
-            close()
-        }
-    }
-
-    private func writeOutput() {
-        while outputOffset < output.count {
-            let written = output.withUnsafeBytes { raw in
-                write(fd, raw.baseAddress! + outputOffset, raw.count - outputOffset)
-            }
-            if written > 0 {
-                outputOffset += written
-            } else if written < 0 && errno == EINTR {
-                continue
-            } else if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if !watchingWritable {
-                    watchingWritable = true
-                    loop.modify(fd, events: EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue)
-                }
-                return
-            } else {
-                close()
-                return
-            }
-        }
-        output.removeAll(keepingCapacity: output.capacity <= 256 * 1024)
-        outputOffset = 0
-        if watchingWritable {
-            watchingWritable = false
-            loop.modify(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
-            // More frames may have been held back by the high-water mark.
-            flush()
-        }
-    }
-
-    private func flushThenClose() {
-        if let session {
-            while true {
-                var data: UnsafePointer<UInt8>?
-                let count = nghttp2_session_mem_send(session, &data)
-                guard count > 0, let data else { break }
-                output.append(contentsOf: UnsafeBufferPointer(start: data, count: count))
-            }
-        }
-        // Best effort: a peer sending garbage gets the GOAWAY if the socket takes it now.
-        output.withUnsafeBytes { raw in
-            if raw.count > outputOffset { _ = write(fd, raw.baseAddress! + outputOffset, raw.count - outputOffset) }
-        }
-        close()
-    }
-
-    /// Closes the socket and ends every call on it: observers hear `cancelled`.
-    func close() {
-        guard !isClosed else { return }
-        isClosed = true
-        loop.unregister(fd)
-        Glibc.close(fd)
+    /// Ends every call on the closed socket: observers hear `cancelled`.
+    override func didClose() {
         let open = streams.values
         streams.removeAll()
         for stream in open { streamEnded(stream, cancelled: stream.phase != .done) }
@@ -196,7 +62,7 @@ final class ServerConnection: EventHandler, @unchecked Sendable {
     private func closeIfDrained() {
         guard isDraining, streams.isEmpty, !isClosed else { return }
         flush()
-        if !isClosed && output.isEmpty { close() }
+        if !isClosed && !hasPendingOutput { close() }
     }
 
     var activeStreamCount: Int { streams.count }
@@ -496,13 +362,6 @@ final class ServerConnection: EventHandler, @unchecked Sendable {
     }
 
     // MARK: nghttp2 glue
-
-    nonisolated(unsafe) private static let options: OpaquePointer? = {
-        var option: OpaquePointer?
-        nghttp2_option_new(&option)
-        // Our own SETTINGS raise the windows; nghttp2 sends WINDOW_UPDATEs as data is consumed.
-        return option
-    }()
 
     nonisolated(unsafe) private static let callbacks: OpaquePointer? = {
         var callbacks: OpaquePointer?
