@@ -241,11 +241,10 @@ final class ServerConnection: HTTP2Socket, @unchecked Sendable {
         guard !stream.closed, stream.phase != .done else { return }
         stream.observer?.cancelled()
         stream.observer = nil
+        // The status goes out as trailers; a request still arriving is then stopped by
+        // the RST_STREAM(NO_ERROR) that follows our END_STREAM (see frameSent). An
+        // RST_STREAM(CANCEL) here could overtake the trailers and read as CANCELLED.
         finish(stream, with: GRPCStatus(.deadlineExceeded, "deadline exceeded"))
-        if let session, !stream.closed {
-            // Stop the rest of the request, and any messages still queued.
-            nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, NGHTTP2_CANCEL.rawValue)
-        }
         flush()
     }
 

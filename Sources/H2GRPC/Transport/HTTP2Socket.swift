@@ -90,17 +90,24 @@ class HTTP2Socket: EventHandler, @unchecked Sendable {
         guard !isClosed, !inFlush, let session else { return }
         inFlush = true
         defer { inFlush = false }
-        while output.count - outputOffset < HTTP2Socket.outputHighWater {
-            var data: UnsafePointer<UInt8>?
-            let count = nghttp2_session_mem_send(session, &data)
-            if count < 0 {
-                close()
-                return
+        // Pull frames up to the high-water mark, write them, and go again until
+        // nghttp2 has nothing more or the socket is full (EPOLLOUT resumes then).
+        var sessionHasMore = true
+        while sessionHasMore && !isClosed && !watchingWritable {
+            sessionHasMore = false
+            while output.count - outputOffset < HTTP2Socket.outputHighWater {
+                var data: UnsafePointer<UInt8>?
+                let count = nghttp2_session_mem_send(session, &data)
+                if count < 0 {
+                    close()
+                    return
+                }
+                guard count > 0, let data else { break }
+                output.append(contentsOf: UnsafeBufferPointer(start: data, count: count))
+                sessionHasMore = output.count - outputOffset >= HTTP2Socket.outputHighWater
             }
-            guard count > 0, let data else { break }
-            output.append(contentsOf: UnsafeBufferPointer(start: data, count: count))
+            writeOutput()
         }
-        writeOutput()
         if !isClosed && output.isEmpty && nghttp2_session_want_read(session) == 0
             && nghttp2_session_want_write(session) == 0 {
             close()

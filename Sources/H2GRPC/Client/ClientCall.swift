@@ -1,0 +1,102 @@
+/// One unary call from a `GRPCChannel`: its request, its response as it arrives.
+/// Confined to the channel's event loop once started.
+final class ClientCall: @unchecked Sendable {
+    let path: String
+    /// The framed request (5-byte prefix and message).
+    let body: [UInt8]
+    let metadata: [(name: String, value: String)]
+    let deadline: UInt64?
+    private let completion: @Sendable (Result<GRPCResponse, RPCError>) -> Void
+    var attempts = 0
+    var bodyOffset = 0
+    var completed = false
+    var cancelRequested = false
+    var timer: TimerHandle?
+    weak var connection: ClientConnection?
+    var streamID: Int32 = -1
+    /// Whether any part of the request may have reached the server's handler.
+    var sent = false
+
+    // Response.
+    var httpStatus: Int?
+    var contentType: String?
+    var grpcStatus: GRPCStatus.Code?
+    var grpcStatusText: String?
+    var grpcMessage: String?
+    var headers: [(name: String, value: String)] = []
+    var trailers: [(name: String, value: String)] = []
+    var inTrailers = false
+    var deframer: MessageDeframer
+    var message: [UInt8]?
+    var messageCount = 0
+    var failure: GRPCStatus?
+
+    init(path: String, message: [UInt8], metadata: [(name: String, value: String)], deadline: UInt64?,
+         maximumReceiveMessageLength: Int, completion: @escaping @Sendable (Result<GRPCResponse, RPCError>) -> Void) {
+        self.path = path
+        self.body = MessageFramer.frame(message)
+        self.metadata = metadata
+        self.deadline = deadline
+        self.completion = completion
+        deframer = MessageDeframer(maximumMessageLength: maximumReceiveMessageLength)
+    }
+
+    /// Forgets a failed attempt's response so the call can be retried elsewhere.
+    func resetForRetry() {
+        attempts += 1
+        bodyOffset = 0
+        streamID = -1
+        connection = nil
+        sent = false
+        httpStatus = nil
+        contentType = nil
+        grpcStatus = nil
+        grpcStatusText = nil
+        grpcMessage = nil
+        headers = []
+        trailers = []
+        inTrailers = false
+        deframer = MessageDeframer(maximumMessageLength: deframer.maximumMessageLength)
+        message = nil
+        messageCount = 0
+        failure = nil
+    }
+
+    func complete(_ result: Result<GRPCResponse, RPCError>) {
+        guard !completed else { return }
+        completed = true
+        timer?.cancel()
+        timer = nil
+        completion(result)
+    }
+
+    func fail(_ code: GRPCStatus.Code, _ message: String) {
+        complete(.failure(RPCError(code, message)))
+    }
+
+    /// The outcome once the stream has closed with `errorCode` (RST_STREAM or 0).
+    func outcome(resetCode: UInt32) -> Result<GRPCResponse, RPCError> {
+        if let failure { return .failure(RPCError(failure, metadata: trailers)) }
+        if let grpcStatus {
+            let status = GRPCStatus(grpcStatus, grpcMessage.map { GRPCMessageEncoding.decode($0) } ?? "")
+            guard status.code == .ok else { return .failure(RPCError(status, metadata: trailers)) }
+            guard messageCount == 1, let message else {
+                return .failure(RPCError(.internalError,
+                    messageCount == 0 ? "server sent OK without a response message" : "server sent \(messageCount) messages for a unary call"))
+            }
+            return .success(GRPCResponse(message: message, headers: headers, trailers: trailers))
+        }
+        if let grpcStatusText {
+            return .failure(RPCError(.unknown, "invalid grpc-status \"\(grpcStatusText)\""))
+        }
+        if resetCode != 0 {
+            return .failure(RPCError(StatusMapping.code(forRSTStreamError: resetCode),
+                                     "stream reset by the server (HTTP/2 error code \(resetCode))"))
+        }
+        if let httpStatus, httpStatus != 200 {
+            return .failure(RPCError(StatusMapping.code(forHTTPStatus: httpStatus),
+                                     "HTTP status \(httpStatus) without grpc-status"))
+        }
+        return .failure(RPCError(.internalError, "stream ended without grpc-status"))
+    }
+}
