@@ -1,0 +1,214 @@
+"""Fixtures for the gRPC interop tests (Python grpcio and friends against a real server).
+
+Server under test (started once per session on a free 127.0.0.1 port):
+  * default: `$OUTLIERS_BIN backend --host 127.0.0.1 --port PORT`, where OUTLIERS_BIN
+    defaults to .build/debug/outliers, falling back to .build/release/outliers;
+  * INTEROP_SERVER=python: examples/python/server.py (the article's server), so the
+    tests can be developed and checked against a reference implementation. Tests of
+    behaviour the article's server does not have skip or xfail there, saying why.
+
+Run:  .venv/bin/python -m pytest Tests/interop
+"""
+
+import importlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import grpc
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PROTOS = REPO / "Protos"
+IS_PYTHON = os.environ.get("INTEROP_SERVER", "").strip().lower() == "python"
+READY_TIMEOUT = 20.0
+
+sys.path.insert(0, str(REPO / "Tests" / "fixtures"))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_binary():
+    env = os.environ.get("OUTLIERS_BIN")
+    if env:
+        p = Path(env)
+        if not p.is_absolute():
+            p = REPO / p
+        return p if p.exists() else None
+    for rel in (".build/debug/outliers", ".build/release/outliers"):
+        p = REPO / rel
+        if p.exists():
+            return p
+    return None
+
+
+class Server:
+    """A server process under test, its output in a log file."""
+
+    def __init__(self, kind, argv, log_path, port):
+        self.kind = kind
+        self.argv = argv
+        self.log_path = log_path
+        self.host = "127.0.0.1"
+        self.port = port
+        self.address = f"127.0.0.1:{port}"
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, cwd=REPO)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log_tail(self, limit=6000):
+        self._log.flush()
+        try:
+            data = Path(self.log_path).read_bytes()
+        except OSError:
+            return "(no log)"
+        return data[-limit:].decode("utf-8", "replace")
+
+    def rss_kib(self):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def check_alive(self):
+        rc = self.proc.poll()
+        if rc is not None:
+            pytest.fail(f"server exited with {rc}; its output:\n{self.log_tail()}")
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.25).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            self.stop()
+            pytest.fail(f"server not accepting on {self.address} after {timeout:.0f} s; "
+                        f"{' '.join(map(str, self.argv))}\n{self.log_tail()}")
+        with grpc.insecure_channel(self.address) as ch:
+            try:
+                grpc.channel_ready_future(ch).result(timeout=max(deadline - time.monotonic(), 1))
+            except grpc.FutureTimeoutError:
+                self.stop()
+                pytest.fail(f"no HTTP/2 handshake with {self.address} within {timeout:.0f} s\n"
+                            f"{self.log_tail()}")
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Signal the server; return its exit code (killing it if it does not exit)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self._log.close()
+                return None
+        self._log.close()
+        return self.proc.returncode
+
+
+def start_server(tmp_dir, extra_args=()):
+    port = free_port()
+    log = Path(tmp_dir) / f"server-{port}.log"
+    if IS_PYTHON:
+        argv = [sys.executable, str(REPO / "examples" / "python" / "server.py"),
+                "--host", "127.0.0.1", "--port", str(port), *extra_args]
+        kind = "python"
+    else:
+        binary = server_binary()
+        if binary is None:
+            pytest.fail("no server binary: build it (swift build), set OUTLIERS_BIN, or run "
+                        "with INTEROP_SERVER=python to test the article's Python server")
+        argv = [str(binary), "backend", "--host", "127.0.0.1", "--port", str(port), *extra_args]
+        kind = "binary"
+    server = Server(kind, argv, log, port)
+    server.wait_ready()
+    return server
+
+
+@pytest.fixture(scope="session")
+def stubs_dir(tmp_path_factory):
+    """Python stubs for Protos/outliers.proto, generated with grpc_tools.protoc."""
+    import grpc_tools
+    from grpc_tools import protoc
+
+    out = tmp_path_factory.mktemp("stubs")
+    well_known = Path(grpc_tools.__file__).parent / "_proto"
+    rc = protoc.main(["grpc_tools.protoc", f"-I{PROTOS}", f"-I{well_known}",
+                      f"--python_out={out}", f"--grpc_python_out={out}",
+                      str(PROTOS / "outliers.proto")])
+    assert rc == 0, f"protoc failed on {PROTOS / 'outliers.proto'}"
+    sys.path.insert(0, str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def pb(stubs_dir):
+    pb2 = importlib.import_module("outliers_pb2")
+    pb2_grpc = importlib.import_module("outliers_pb2_grpc")
+    return SimpleNamespace(OutliersRequest=pb2.OutliersRequest, Metric=pb2.Metric,
+                           OutliersResponse=pb2.OutliersResponse, pb2=pb2,
+                           OutliersStub=pb2_grpc.OutliersStub, stubs_dir=stubs_dir)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, stubs_dir):
+    srv = start_server(tmp_path_factory.mktemp("server"))
+    print(f"\nserver under test ({srv.kind}): {' '.join(srv.argv)}")
+    yield srv
+    rc = srv.proc.poll()
+    srv.stop()
+    if rc is not None:
+        print(f"server had exited with {rc} before the end; output:\n{srv.log_tail()}")
+
+
+@pytest.fixture(scope="session")
+def channel(server):
+    ch = grpc.insecure_channel(server.address)
+    yield ch
+    ch.close()
+
+
+@pytest.fixture(scope="session")
+def stub(pb, channel):
+    return pb.OutliersStub(channel)
+
+
+@pytest.fixture
+def server_factory(tmp_path, stubs_dir):
+    """Start extra servers (each test's own); all are stopped at the end of the test."""
+    started = []
+
+    def make(extra_args=()):
+        s = start_server(tmp_path, extra_args)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+def skip_if_python(reason):
+    """Skip a test of behaviour the article's Python server lacks (only under python)."""
+    if IS_PYTHON:
+        test = sys._getframe(1).f_code.co_name
+        pytest.skip(f"{test}: INTEROP_SERVER=python: {reason}")
