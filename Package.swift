@@ -12,6 +12,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C system libraries, found with pkg-config (Debian: the -dev packages).
@@ -55,9 +57,20 @@ let package = Package(
         ]),
         .testTarget(name: "OutliersJSONTests", dependencies: ["OutliersJSON"]),
 
+        // The REST front: libmicrohttpd, routes, error mapping, /metrics.
+        .target(name: "RESTGateway", dependencies: [
+            "CMicroHTTPD", "H2GRPC", "OutliersJSON", "OutliersProto",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
+        .testTarget(name: "RESTGatewayTests", dependencies: ["RESTGateway"]),
+
         // The command line: commands only, no logic.
         .executableTarget(name: "outliers", dependencies: [
-            "Detection", "OutliersProto", "OutliersService", "H2GRPC",
+            "Detection", "OutliersProto", "OutliersService", "H2GRPC", "OutliersJSON", "RESTGateway",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

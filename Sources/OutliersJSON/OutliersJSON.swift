@@ -1,2 +1,371 @@
-// OutliersJSON: being written.
 import CJansson
+import OutliersProto
+import SwiftProtobuf
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// JSON ⇄ pb messages for the REST contract (DESIGN.md §2), parsed with jansson.
+///
+/// A /detect body is any of: proto3 JSON of OutliersRequest
+/// (`{"metrics":[{"time":"2020-05-22T14:13:11Z","name":"CPU","value":97.3}]}`), a
+/// bare array of such metric objects, or a bare array of numbers. Errors say what
+/// went wrong and where: line and column for syntax, the JSON path
+/// (`metrics[3].value`) for a wrong type or an unknown field. In a bare array the
+/// elements are the metrics, so their paths read `metrics[i]` too.
+public enum OutliersJSON {
+    /// Parses a body into a request message.
+    public static func decodeRequest(_ body: UnsafeRawBufferPointer) throws(JSONCodecError) -> Pb_OutliersRequest {
+        var request = Pb_OutliersRequest()
+        try walk(body) { metric in
+            var message = Pb_Metric()
+            if let time = metric.time { message.time = Google_Protobuf_Timestamp(seconds: time.seconds, nanos: time.nanos) }
+            if let name = metric.name { message.name = String(decoding: name, as: UTF8.self) }
+            message.value = metric.value
+            request.metrics.append(message)
+        }
+        return request
+    }
+
+    public static func decodeRequest(_ body: [UInt8]) throws(JSONCodecError) -> Pb_OutliersRequest {
+        // withUnsafeBytes rethrows untyped errors: carry the typed one out in a Result.
+        let result = body.withUnsafeBytes { raw in
+            Result { () throws(JSONCodecError) -> Pb_OutliersRequest in try decodeRequest(raw) }
+        }
+        return try result.get()
+    }
+
+    /// The same body straight to serialized `OutliersRequest` bytes, byte for byte
+    /// what swift-protobuf serializes from `decodeRequest`, without building the
+    /// messages (the gateway's hot path).
+    public static func transcodeRequest(_ body: UnsafeRawBufferPointer) throws(JSONCodecError) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(body.count / 2)
+        var metricBytes: [UInt8] = []
+        try walk(body) { metric in
+            metricBytes.removeAll(keepingCapacity: true)
+            if let time = metric.time {
+                var timestamp: [UInt8] = []
+                if time.seconds != 0 { timestamp.append(0x08); appendVarint(UInt64(bitPattern: time.seconds), to: &timestamp) }
+                if time.nanos != 0 { timestamp.append(0x10); appendVarint(UInt64(bitPattern: Int64(time.nanos)), to: &timestamp) }
+                metricBytes.append(0x0A)
+                appendVarint(UInt64(timestamp.count), to: &metricBytes)
+                metricBytes.append(contentsOf: timestamp)
+            }
+            if let name = metric.name, !name.isEmpty {
+                metricBytes.append(0x12)
+                appendVarint(UInt64(name.count), to: &metricBytes)
+                metricBytes.append(contentsOf: name)
+            }
+            if metric.value.bitPattern != 0 {
+                metricBytes.append(0x19)
+                withUnsafeBytes(of: metric.value.bitPattern.littleEndian) { metricBytes.append(contentsOf: $0) }
+            }
+            output.append(0x0A)
+            appendVarint(UInt64(metricBytes.count), to: &output)
+            output.append(contentsOf: metricBytes)
+        }
+        return output
+    }
+
+    /// `{"indices":[7,113,835]}`: "indices" always present, `[]` when empty.
+    public static func encodeResponse(indices: [Int32]) -> [UInt8] {
+        var output = Array(#"{"indices":["#.utf8)
+        output.reserveCapacity(16 + indices.count * 6)
+        for (position, index) in indices.enumerated() {
+            if position > 0 { output.append(UInt8(ascii: ",")) }
+            output.append(contentsOf: String(index).utf8)
+        }
+        output.append(contentsOf: "]}".utf8)
+        return output
+    }
+
+    public static func encodeResponse(_ response: Pb_OutliersResponse) -> [UInt8] {
+        encodeResponse(indices: response.indices)
+    }
+
+    /// grpc-gateway v2's error body: `{"code":3,"message":"…","details":[]}`.
+    public static func encodeError(code: Int, message: String) -> [UInt8] {
+        var output = Array(#"{"code":"#.utf8)
+        output.append(contentsOf: String(code).utf8)
+        output.append(contentsOf: #","message":"#.utf8)
+        appendString(message, to: &output)
+        output.append(contentsOf: #","details":[]}"#.utf8)
+        return output
+    }
+
+    /// proto3 JSON of a request, as swift-protobuf and protojson read it: times in
+    /// UTC with Z and 0, 3, 6 or 9 fraction digits; NaN and infinities as strings.
+    public static func encodeRequest(_ request: Pb_OutliersRequest) -> [UInt8] {
+        var output = Array(#"{"metrics":["#.utf8)
+        output.reserveCapacity(24 + request.metrics.count * 64)
+        for (position, metric) in request.metrics.enumerated() {
+            if position > 0 { output.append(UInt8(ascii: ",")) }
+            output.append(UInt8(ascii: "{"))
+            var first = true
+            func key(_ name: String) {
+                if !first { output.append(UInt8(ascii: ",")) }
+                first = false
+                output.append(UInt8(ascii: "\""))
+                output.append(contentsOf: name.utf8)
+                output.append(contentsOf: "\":".utf8)
+            }
+            if metric.hasTime {
+                key("time")
+                output.append(UInt8(ascii: "\""))
+                output.append(contentsOf: RFC3339.format(seconds: metric.time.seconds, nanos: metric.time.nanos).utf8)
+                output.append(UInt8(ascii: "\""))
+            }
+            if !metric.name.isEmpty {
+                key("name")
+                appendString(metric.name, to: &output)
+            }
+            if metric.value.bitPattern != 0 {
+                key("value")
+                appendDouble(metric.value, to: &output)
+            }
+            output.append(UInt8(ascii: "}"))
+        }
+        output.append(contentsOf: "]}".utf8)
+        return output
+    }
+
+    // MARK: Decoding
+
+    /// One metric as read from JSON; `name` points into the jansson tree.
+    struct MetricFields {
+        var time: (seconds: Int64, nanos: Int32)?
+        var name: UnsafeRawBufferPointer?
+        var value = 0.0
+    }
+
+    /// Parses `body` and calls `visit` for each metric in order.
+    static func walk(_ body: UnsafeRawBufferPointer, _ visit: (MetricFields) -> Void) throws(JSONCodecError) {
+        guard body.contains(where: { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }) else {
+            throw JSONCodecError(message: body.isEmpty ? "empty body: expected a JSON object or array"
+                                     : "body has only white space: expected a JSON object or array")
+        }
+        var error = json_error_t()
+        let flags = Int(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL)
+        guard let root = json_loadb(body.baseAddress!.assumingMemoryBound(to: CChar.self), body.count, flags, &error) else {
+            throw JSONCodecError(syntax: error)
+        }
+        defer { json_decref(root) }
+        switch root.pointee.type {
+        case JSON_OBJECT:
+            var iterator = json_object_iter(root)
+            while let current = iterator {
+                let key = String(cString: json_object_iter_key(current))
+                let value = json_object_iter_value(current)!
+                guard key == "metrics" else {
+                    throw JSONCodecError(message: "unknown field \"\(key)\" (an OutliersRequest has only \"metrics\")", path: key)
+                }
+                switch value.pointee.type {
+                case JSON_NULL: break
+                case JSON_ARRAY: try walkMetrics(value, visit)
+                default: throw JSONCodecError(message: "expected an array of metrics, got \(typeName(value))", path: "metrics")
+                }
+                iterator = json_object_iter_next(root, current)
+            }
+        case JSON_ARRAY:
+            try walkMetrics(root, visit)
+        default:
+            throw JSONCodecError(message: "expected a JSON object {\"metrics\":[…]} or an array, got \(typeName(root))")
+        }
+    }
+
+    private static func walkMetrics(_ array: UnsafeMutablePointer<json_t>,
+                                    _ visit: (MetricFields) -> Void) throws(JSONCodecError) {
+        let count = json_array_size(array)
+        for index in 0..<count {
+            let element = json_array_get(array, index)!
+            switch element.pointee.type {
+            case JSON_REAL, JSON_INTEGER:
+                visit(MetricFields(value: json_number_value(element)))
+            case JSON_OBJECT:
+                visit(try metric(element, path: "metrics[\(index)]"))
+            default:
+                throw JSONCodecError(message: "expected a metric object or a number, got \(typeName(element))",
+                                     path: "metrics[\(index)]")
+            }
+        }
+    }
+
+    private static func metric(_ object: UnsafeMutablePointer<json_t>, path: String) throws(JSONCodecError) -> MetricFields {
+        var fields = MetricFields()
+        var iterator = json_object_iter(object)
+        while let current = iterator {
+            let keyPointer = json_object_iter_key(current)!
+            let value = json_object_iter_value(current)!
+            iterator = json_object_iter_next(object, current)
+            // null means the field's default, as in proto3 JSON.
+            if value.pointee.type == JSON_NULL { continue }
+            switch (keyPointer[0], strcmp(keyPointer, "time"), strcmp(keyPointer, "name"), strcmp(keyPointer, "value")) {
+            case (_, 0, _, _):
+                guard value.pointee.type == JSON_STRING else {
+                    throw JSONCodecError(message: "expected an RFC 3339 time string, got \(typeName(value))", path: path + ".time")
+                }
+                let text = UnsafeRawBufferPointer(start: json_string_value(value), count: json_string_length(value))
+                guard let time = RFC3339.parse(text) else {
+                    throw JSONCodecError(message: "invalid time \"\(String(decoding: text, as: UTF8.self))\": expected RFC 3339 like 2020-05-22T14:13:11Z, between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999999Z",
+                                         path: path + ".time")
+                }
+                fields.time = time
+            case (_, _, 0, _):
+                guard value.pointee.type == JSON_STRING else {
+                    throw JSONCodecError(message: "expected a string, got \(typeName(value))", path: path + ".name")
+                }
+                fields.name = UnsafeRawBufferPointer(start: json_string_value(value), count: json_string_length(value))
+            case (_, _, _, 0):
+                fields.value = try number(value, path: path + ".value")
+            default:
+                let key = String(cString: keyPointer)
+                throw JSONCodecError(message: "unknown field \"\(key)\" (a Metric has time, name and value)", path: path + "." + key)
+            }
+        }
+        return fields
+    }
+
+    /// A JSON number, or a string: "NaN", "Infinity", "-Infinity", or a number in
+    /// JSON's own syntax ("1.5", "-2e3"), as proto3 JSON allows for doubles.
+    private static func number(_ value: UnsafeMutablePointer<json_t>, path: String) throws(JSONCodecError) -> Double {
+        switch value.pointee.type {
+        case JSON_REAL, JSON_INTEGER:
+            return json_number_value(value)
+        case JSON_STRING:
+            let text = String(cString: json_string_value(value))
+            switch text {
+            case "NaN": return .nan
+            case "Infinity": return .infinity
+            case "-Infinity": return -.infinity
+            default:
+                guard isJSONNumber(text), let parsed = Double(text) else {
+                    throw JSONCodecError(message: "invalid number string \"\(text)\": expected a number, \"NaN\", \"Infinity\" or \"-Infinity\"",
+                                         path: path)
+                }
+                guard parsed.isFinite else {
+                    throw JSONCodecError(message: "number \"\(text)\" is out of range for a double", path: path)
+                }
+                return parsed
+            }
+        default:
+            throw JSONCodecError(message: "expected a number or one of \"NaN\", \"Infinity\", \"-Infinity\", got \(typeName(value))",
+                                 path: path)
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    static func isJSONNumber(_ text: String) -> Bool {
+        var bytes = Array(text.utf8)[...]
+        if bytes.first == UInt8(ascii: "-") { bytes = bytes.dropFirst() }
+        func digits() -> Int {
+            let count = bytes.prefix { $0 >= 0x30 && $0 <= 0x39 }.count
+            bytes = bytes.dropFirst(count)
+            return count
+        }
+        let leading = bytes.first
+        let integerDigits = digits()
+        guard integerDigits > 0, !(leading == UInt8(ascii: "0") && integerDigits > 1) else { return false }
+        if bytes.first == UInt8(ascii: ".") {
+            bytes = bytes.dropFirst()
+            guard digits() > 0 else { return false }
+        }
+        if bytes.first == UInt8(ascii: "e") || bytes.first == UInt8(ascii: "E") {
+            bytes = bytes.dropFirst()
+            if bytes.first == UInt8(ascii: "+") || bytes.first == UInt8(ascii: "-") { bytes = bytes.dropFirst() }
+            guard digits() > 0 else { return false }
+        }
+        return bytes.isEmpty
+    }
+
+    static func typeName(_ value: UnsafeMutablePointer<json_t>) -> String {
+        switch value.pointee.type {
+        case JSON_OBJECT: return "an object"
+        case JSON_ARRAY: return "an array"
+        case JSON_STRING: return "a string"
+        case JSON_INTEGER, JSON_REAL: return "a number"
+        case JSON_TRUE, JSON_FALSE: return "a boolean"
+        default: return "null"
+        }
+    }
+
+    // MARK: Encoding helpers
+
+    static func appendVarint(_ value: UInt64, to output: inout [UInt8]) {
+        var value = value
+        while value >= 0x80 {
+            output.append(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        output.append(UInt8(value))
+    }
+
+    /// A JSON string literal: quotes, backslash and control characters escaped, the
+    /// rest kept as UTF-8.
+    static func appendString(_ text: String, to output: inout [UInt8]) {
+        output.append(UInt8(ascii: "\""))
+        let hex = Array("0123456789abcdef".utf8)
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): output.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): output.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: output.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: output.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: output.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0x08: output.append(contentsOf: [0x5C, UInt8(ascii: "b")])
+            case 0x0C: output.append(contentsOf: [0x5C, UInt8(ascii: "f")])
+            case 0..<0x20:
+                output.append(contentsOf: Array("\\u00".utf8))
+                output.append(hex[Int(byte >> 4)])
+                output.append(hex[Int(byte & 0xF)])
+            default: output.append(byte)
+            }
+        }
+        output.append(UInt8(ascii: "\""))
+    }
+
+    /// The shortest text that reads back as the same double (Swift's description),
+    /// with NaN and the infinities as proto3 JSON's strings.
+    static func appendDouble(_ value: Double, to output: inout [UInt8]) {
+        if value.isNaN {
+            output.append(contentsOf: "\"NaN\"".utf8)
+        } else if value.isInfinite {
+            output.append(contentsOf: (value < 0 ? "\"-Infinity\"" : "\"Infinity\"").utf8)
+        } else {
+            output.append(contentsOf: value.description.utf8)
+        }
+    }
+}
+
+/// A body that is not the JSON we take: what, and where.
+public struct JSONCodecError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var message: String
+    /// The JSON path of a wrong value, `metrics[3].time`; nil for syntax errors.
+    public var path: String?
+    /// Where jansson stopped, for syntax errors (1-based line and column, byte position).
+    public var line: Int?
+    public var column: Int?
+    public var position: Int?
+
+    public init(message: String, path: String? = nil, line: Int? = nil, column: Int? = nil, position: Int? = nil) {
+        self.message = message
+        self.path = path
+        self.line = line
+        self.column = column
+        self.position = position
+    }
+
+    init(syntax error: json_error_t) {
+        var copy = error
+        let text = withUnsafeBytes(of: &copy.text) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        self.init(message: text, line: Int(error.line), column: Int(error.column), position: Int(error.position))
+    }
+
+    public var description: String {
+        if let path { return "\(path): \(message)" }
+        if let line, let column { return "invalid JSON at line \(line), column \(column): \(message)" }
+        return message
+    }
+}

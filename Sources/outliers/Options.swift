@@ -25,3 +25,27 @@ struct LoggingOptions: ParsableArguments {
         return logger
     }
 }
+
+/// A duration on the command line: a number and a unit, `10s`, `250ms`, `1.5m`,
+/// `100us`, `2h` (as Go's time.ParseDuration takes them, one unit).
+struct DurationArgument: ExpressibleByArgument, Sendable, CustomStringConvertible {
+    let nanoseconds: Int64
+
+    init?(argument: String) {
+        let units: [(String, Double)] = [("ns", 1), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3600e9)]
+        for (unit, scale) in units.sorted(by: { $0.0.count > $1.0.count }) where argument.hasSuffix(unit) {
+            let number = argument.dropLast(unit.count)
+            guard !number.isEmpty, number.allSatisfy({ $0.isNumber || $0 == "." }), let value = Double(number),
+                  value.isFinite, value > 0, value * scale < 9.2e18 else { return nil }
+            nanoseconds = Int64(value * scale)
+            return
+        }
+        return nil
+    }
+
+    var description: String {
+        nanoseconds % 1_000_000_000 == 0 ? "\(nanoseconds / 1_000_000_000)s" : "\(Double(nanoseconds) / 1e6)ms"
+    }
+
+    static var defaultCompletionKind: CompletionKind { .default }
+}

@@ -28,6 +28,11 @@ public final class GRPCChannel: Sendable {
         loop.start()
     }
 
+    /// Checks the `host:port` syntax of a target without resolving it.
+    public static func validate(target: String) throws(RPCError) {
+        _ = try TargetResolver.split(target)
+    }
+
     /// Starts a unary call; `completion` runs once, on the channel's event loop.
     /// `timeout` (nanoseconds) is sent as `grpc-timeout` and enforced here too.
     @discardableResult

@@ -159,6 +159,23 @@ final class Listener: EventHandler, @unchecked Sendable {
     }
 }
 
+/// A listening TCP socket for another server library (the REST gateway's
+/// libmicrohttpd): every address of `host` is tried and the first that binds wins.
+public struct ListeningSocket: Sendable {
+    public let fd: Int32
+    /// `127.0.0.1:8080`, `[::1]:8080`.
+    public let address: String
+    public let port: Int
+
+    public static func bind(host: String, port: Int) throws -> ListeningSocket {
+        let listeners = try Listener.bind(host: host, port: port)
+        // Keep the first (IPv4 first when the name has both); close the rest.
+        let sorted = listeners.sorted { !$0.address.hasPrefix("[") && $1.address.hasPrefix("[") }
+        for extra in sorted.dropFirst() { extra.close() }
+        return ListeningSocket(fd: sorted[0].fd, address: sorted[0].address, port: sorted[0].port)
+    }
+}
+
 /// The listener as seen by one loop.
 private final class LoopAcceptor: EventHandler {
     let listener: Listener

@@ -1,0 +1,65 @@
+import CoreMetrics
+import H2GRPC
+import Prometheus
+import Synchronization
+
+/// The gateway's metrics, through swift-metrics with swift-prometheus behind it:
+/// requests by route and status code, latency by route, requests in flight,
+/// upstream errors by gRPC code. Metric objects are made once per label set.
+final class GatewayMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    let inFlight: Meter
+    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
+    private let upstream = Mutex<[Int: CoreMetrics.Counter]>([:])
+
+    init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+            .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+        ]
+        self.factory = factory
+        inFlight = Meter(label: "outliers_gateway_requests_in_flight", dimensions: [], factory: factory)
+    }
+
+    func record(route: String, status: Int, nanoseconds: UInt64) {
+        let key = "\(route) \(status)"
+        let counter = counters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = CoreMetrics.Counter(label: "outliers_gateway_requests_total",
+                                  dimensions: [("route", route), ("code", String(status))], factory: factory)
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
+        let timer = timers.withLock { timers in
+            if let timer = timers[route] { return timer }
+            let timer = CoreMetrics.Timer(label: "outliers_gateway_request_duration_seconds", dimensions: [("route", route)],
+                              factory: factory)
+            timers[route] = timer
+            return timer
+        }
+        timer.recordNanoseconds(Int64(clamping: nanoseconds))
+    }
+
+    func upstreamError(_ code: GRPCStatus.Code) {
+        let counter = upstream.withLock { upstream in
+            if let counter = upstream[code.rawValue] { return counter }
+            let counter = CoreMetrics.Counter(label: "outliers_gateway_upstream_errors_total",
+                                  dimensions: [("grpc_code", code.description)], factory: factory)
+            upstream[code.rawValue] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// The Prometheus text exposition.
+    func exposition() -> [UInt8] {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import H2GRPC
+import Logging
+import RESTGateway
+
+/// Options the gateway shares between `gateway` and `serve`.
+struct GatewayOptions: ParsableArguments {
+    @Option(help: "Default deadline of a call without a Grpc-Timeout header, e.g. 10s.")
+    var timeout = DurationArgument(argument: "10s")!
+
+    @Option(help: "Largest request body, in bytes; larger ones get 413 before parsing.")
+    var maxBodyBytes = 16 * 1024 * 1024
+
+    @Option(help: "HTTP worker threads (default: the number of cores).")
+    var threads = System.coreCount
+
+    @Option(help: "Close connections idle for this many seconds.")
+    var idleTimeout = 30
+
+    func validate() throws {
+        guard (1...(1 << 30)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must be 1...1073741824") }
+        guard (1...1024).contains(threads) else { throw ValidationError("--threads must be 1...1024, not \(threads)") }
+        guard (1...86_400).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be 1...86400 seconds") }
+    }
+
+    func configuration(host: String, port: Int, backends: [String]) -> GatewayConfiguration {
+        var configuration = GatewayConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.backends = backends
+        configuration.threads = threads
+        configuration.defaultTimeoutNanoseconds = timeout.nanoseconds
+        configuration.maximumBodyBytes = maxBodyBytes
+        configuration.idleTimeoutSeconds = idleTimeout
+        return configuration
+    }
+}
+
+/// `outliers gateway`: the REST front alone, before any server of the contract.
+struct GatewayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway",
+        abstract: "Run the JSON/REST gateway (POST /detect) in front of gRPC Detect backends.",
+        discussion: "Any server of the pb.Outliers contract will do, the article's Python server included. SIGINT or SIGTERM finishes the requests in flight and exits 0."
+    )
+
+    @Option(help: "Address or name to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "TCP port (0 picks a free one).")
+    var port = 8080
+
+    @Option(help: "Backends, HOST:PORT[,HOST:PORT…]; a name resolving to many addresses counts as many.")
+    var backend: String
+
+    @OptionGroup var gateway: GatewayOptions
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, not \(port)") }
+        for target in backend.split(separator: ",", omittingEmptySubsequences: false) {
+            do {
+                try GRPCChannel.validate(target: String(target))
+            } catch {
+                throw ValidationError("--backend: \(error.status.message)")
+            }
+        }
+    }
+
+    func run() throws {
+        let logger = logging.makeLogger("outliers.gateway")
+        let backends = backend.split(separator: ",").map(String.init)
+        let server: RESTGateway
+        do {
+            server = try RESTGateway(configuration: gateway.configuration(host: host, port: port, backends: backends),
+                                     logger: logger)
+            try server.start()
+        } catch {
+            logger.error("cannot start the gateway", metadata: ["cause": "\(error)"])
+            throw ExitCode.failure
+        }
+        logger.info("outliers gateway listening", metadata: [
+            "address": "\(server.address)", "backends": "\(backends.joined(separator: ","))", "threads": "\(gateway.threads)"])
+        let signal = SignalWaiter.waitForTermination()
+        logger.info("stopping: finishing requests in flight", metadata: ["signal": "\(signal)"])
+        server.shutdown()
+        logger.info("outliers gateway stopped")
+    }
+}

@@ -1,0 +1,77 @@
+import ArgumentParser
+import H2GRPC
+import Logging
+import OutliersService
+import RESTGateway
+
+/// `outliers serve`: the embedded default — backend and gateway in one process,
+/// the gateway reaching the backend over real gRPC on the loopback.
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the gRPC backend and the REST gateway together.",
+        discussion: "curl -s localhost:8080/detect -d @examples/metrics.json answers {\"indices\":[7,113,835]}. SIGINT or SIGTERM drains both and exits 0."
+    )
+
+    @Option(help: "Address or name both servers listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The REST gateway's port.")
+    var httpPort = 8080
+
+    @Option(help: "The gRPC backend's port.")
+    var grpcPort = 9999
+
+    @Option(help: "Largest gRPC request message, in bytes.")
+    var maxMessageBytes = 4 * 1024 * 1024
+
+    @OptionGroup var gateway: GatewayOptions
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard (0...65535).contains(httpPort) else { throw ValidationError("--http-port must be 0...65535, not \(httpPort)") }
+        guard (0...65535).contains(grpcPort) else { throw ValidationError("--grpc-port must be 0...65535, not \(grpcPort)") }
+        guard (1...(1 << 30)).contains(maxMessageBytes) else {
+            throw ValidationError("--max-message-bytes must be 1...1073741824, not \(maxMessageBytes)")
+        }
+    }
+
+    func run() throws {
+        let logger = logging.makeLogger("outliers")
+        var backendConfiguration = GRPCServerConfiguration()
+        backendConfiguration.host = host
+        backendConfiguration.port = grpcPort
+        backendConfiguration.threads = gateway.threads
+        backendConfiguration.maximumReceiveMessageLength = maxMessageBytes
+        let backend: OutliersBackend
+        let server: RESTGateway
+        do {
+            backend = try OutliersBackend(configuration: backendConfiguration, logger: logger)
+            try backend.start()
+        } catch {
+            logger.error("cannot start the backend", metadata: ["cause": "\(error)"])
+            throw ExitCode.failure
+        }
+        // The gateway calls the backend on the port actually bound (0 picks one).
+        let target = host.contains(":") ? "[\(host)]:\(backend.server.port)" : "\(host):\(backend.server.port)"
+        do {
+            var configuration = gateway.configuration(host: host, port: httpPort, backends: [target])
+            // Messages up to the backend's limit must fit through the gateway too.
+            configuration.client.maximumReceiveMessageLength = max(configuration.client.maximumReceiveMessageLength, maxMessageBytes)
+            server = try RESTGateway(configuration: configuration, logger: logger)
+            try server.start()
+        } catch {
+            logger.error("cannot start the gateway", metadata: ["cause": "\(error)"])
+            backend.shutdown()
+            throw ExitCode.failure
+        }
+        logger.info("outliers serving", metadata: [
+            "http": "\(server.address)", "grpc": "\(backend.server.boundAddresses.joined(separator: ", "))",
+            "threads": "\(gateway.threads)"])
+        let signal = SignalWaiter.waitForTermination()
+        logger.info("stopping: finishing requests in flight", metadata: ["signal": "\(signal)"])
+        server.shutdown()
+        backend.shutdown()
+        logger.info("outliers stopped")
+    }
+}
