@@ -1,2 +1,221 @@
+import Foundation
+import OutliersProto
+import SwiftProtobuf
 import Testing
 @testable import OutliersJSON
+
+private func decode(_ text: String) throws(JSONCodecError) -> Pb_OutliersRequest {
+    try OutliersJSON.decodeRequest(Array(text.utf8))
+}
+
+private func failure(_ text: String) -> JSONCodecError? {
+    do {
+        _ = try decode(text)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+private func transcode(_ bytes: [UInt8]) throws -> [UInt8] {
+    try bytes.withUnsafeBytes { raw in try OutliersJSON.transcodeRequest(raw) }
+}
+
+// MARK: Accepted shapes
+
+@Test func threeBodyShapesGiveTheSameValues() throws {
+    let object = try decode(#"{"metrics":[{"value":1},{"value":2},{"value":100}]}"#)
+    let metrics = try decode(#"[{"value":1},{"value":2},{"value":100}]"#)
+    let numbers = try decode("[1, 2, 100]")
+    for request in [object, metrics, numbers] { #expect(request.metrics.map(\.value) == [1, 2, 100]) }
+    #expect(try decode(#"{"metrics":[]}"#).metrics.isEmpty)
+    #expect(try decode(#"{"metrics":null}"#).metrics.isEmpty)
+    #expect(try decode("{}").metrics.isEmpty)
+    #expect(try decode("[]").metrics.isEmpty)
+    #expect(try decode(" \n[1,2,100,1,3,200,1]\n ").metrics.count == 7)
+}
+
+@Test func metricFieldsAndDefaults() throws {
+    let request = try decode(#"[{"time":"2020-05-22T14:13:11Z","name":"CPU","value":97.3},{"name":null,"time":null,"value":null},{}]"#)
+    #expect(request.metrics[0].time == Google_Protobuf_Timestamp(seconds: 1_590_156_791))
+    #expect(request.metrics[0].name == "CPU")
+    #expect(request.metrics[0].value == 97.3)
+    for empty in request.metrics.dropFirst() {
+        #expect(!empty.hasTime && empty.name.isEmpty && empty.value == 0)
+    }
+    #expect(try decode(#"[{"name":"disk \u00e9 \"io\""}]"#).metrics[0].name == "disk é \"io\"")
+}
+
+@Test(arguments: [
+    ("2020-05-22T14:13:11Z", 1_590_156_791, 0),
+    ("2020-05-22T14:13:11.5Z", 1_590_156_791, 500_000_000),
+    ("2020-05-22T14:13:11.123456789Z", 1_590_156_791, 123_456_789),
+    ("2020-05-22T14:13:11.000000001Z", 1_590_156_791, 1),
+    ("2020-05-22T19:43:11+05:30", 1_590_156_791, 0),
+    ("2020-05-22T06:13:11-08:00", 1_590_156_791, 0),
+    ("1970-01-01T00:00:00Z", 0, 0),
+    ("1969-12-31T23:59:59.999Z", -1, 999_000_000),
+    ("0001-01-01T00:00:00Z", -62_135_596_800, 0),
+    ("9999-12-31T23:59:59.999999999Z", 253_402_300_799, 999_999_999),
+    ("2024-02-29T00:00:00Z", 1_709_164_800, 0),
+    ("2000-02-29T12:00:00Z", 951_825_600, 0),
+] as [(String, Int64, Int32)])
+func timesAreRFC3339WithAnyOffset(text: String, seconds: Int64, nanos: Int32) throws {
+    let time = try decode(#"[{"time":"\#(text)"}]"#).metrics[0].time
+    #expect(time.seconds == seconds)
+    #expect(time.nanos == nanos)
+}
+
+@Test(arguments: ["2020-05-22 14:13:11Z", "2020-05-22t14:13:11Z", "2020-05-22T14:13:11z", "2020-05-22T14:13:11",
+                  "2020-05-22T14:13:11.Z", "2020-05-22T14:13:11.1234567890Z", "2023-02-29T00:00:00Z", "1900-02-29T00:00:00Z",
+                  "2020-13-01T00:00:00Z", "2020-04-31T00:00:00Z", "2020-05-22T24:00:00Z", "2020-05-22T14:60:00Z",
+                  "2020-05-22T14:13:60Z", "0000-12-31T00:00:00Z", "0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01",
+                  "2020-05-22T14:13:11+5:30", "2020-05-22T14:13:11+05:30:00", "20-05-22T14:13:11Z", ""])
+func badTimesAreRejectedWithTheirPath(text: String) {
+    let error = failure(#"{"metrics":[{"value":1},{"time":"\#(text)"}]}"#)
+    #expect(error?.path == "metrics[1].time", "\(text)")
+}
+
+@Test func valueForms() throws {
+    let request = try decode(#"[{"value":1.5},{"value":"2.5"},{"value":"-3e2"},{"value":"NaN"},{"value":"Infinity"},{"value":"-Infinity"},{"value":1e308},{"value":-0.0},{"value":123456789012345678901234567890}]"#)
+    let values = request.metrics.map(\.value)
+    #expect(values[0] == 1.5 && values[1] == 2.5 && values[2] == -300)
+    #expect(values[3].isNaN && values[4] == .infinity && values[5] == -.infinity)
+    #expect(values[6] == 1e308 && values[7].sign == .minus && values[8] == 1.2345678901234568e29)
+    for bad in [#""""#, #"" 1""#, #""0x10""#, #""1.5abc""#, #""inf""#, #""nan""#, #""+1""#, #""1e999""#, "true", "[1]", "{}"] {
+        let error = failure(#"[{"value":1},{"value":2},{"value":\#(bad)}]"#)
+        #expect(error?.path == "metrics[2].value", "\(bad): \(String(describing: error))")
+    }
+}
+
+// MARK: Rejections
+
+@Test func wrongTypesAndUnknownFieldsNameTheirPath() {
+    let cases: [(String, String)] = [
+        (#"{"metrics":[{"value":1},{"value":2},{"value":3},{"value":"x"}]}"#, "metrics[3].value"),
+        (#"{"metrics":[{"name":5}]}"#, "metrics[0].name"),
+        (#"{"metrics":[{"time":5}]}"#, "metrics[0].time"),
+        (#"{"metrics":[{"valu":5}]}"#, "metrics[0].valu"),
+        (#"{"metric":[]}"#, "metric"),
+        (#"{"metrics":{}}"#, "metrics"),
+        (#"{"metrics":[1,"2"]}"#, "metrics[1]"),
+        (#"[1, 2, true]"#, "metrics[2]"),
+        (#"[[1]]"#, "metrics[0]"),
+    ]
+    for (body, path) in cases {
+        let error = failure(body)
+        #expect(error?.path == path, "\(body): \(String(describing: error))")
+        #expect(error?.description.hasPrefix(path + ": ") == true)
+    }
+    #expect(failure("5")?.description.contains("expected a JSON object") == true)
+    #expect(failure(#""text""#) != nil)
+}
+
+@Test func syntaxErrorsSayLineAndColumn() {
+    for body in ["[1,2", "[1,2]]", "{\"metrics\":[1,2,]}", "[1,\n2,\n}", "nul", "[1 2]", "{\"metrics\":[1]} x"] {
+        let error = failure(body)
+        #expect(error?.line != nil && error?.column != nil, "\(body)")
+        #expect(error?.description.contains("line") == true, "\(body)")
+    }
+    #expect(failure("[1,\n2,\n}")?.line == 3)
+    #expect(failure("")?.description.contains("empty body") == true)
+    #expect(failure(" \n\t ")?.description.contains("white space") == true)
+    #expect(failure(#"{"metrics":[],"metrics":[]}"#)?.description.contains("duplicate") == true)
+    #expect(failure(#"[{"value":1,"value":2}]"#) != nil)
+    // Invalid UTF-8 and overflowing numbers.
+    #expect(throws: JSONCodecError.self) { try OutliersJSON.decodeRequest([0x5B, 0x22, 0xFF, 0x22, 0x5D]) }
+    #expect(failure("[1e400]") != nil)
+}
+
+@Test func deepNestingIsAnErrorNotACrash() {
+    let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+    #expect(failure(deep)?.description.contains("depth") == true)
+    let deepObject = String(repeating: #"{"a":"#, count: 10_000) + "1" + String(repeating: "}", count: 10_000)
+    #expect(failure(deepObject) != nil)
+}
+
+// MARK: Encoding
+
+@Test func responsesAndErrors() throws {
+    #expect(String(decoding: OutliersJSON.encodeResponse(indices: [7, 113, 835]), as: UTF8.self) == #"{"indices":[7,113,835]}"#)
+    #expect(String(decoding: OutliersJSON.encodeResponse(indices: []), as: UTF8.self) == #"{"indices":[]}"#)
+    let message = "line\n\"quoted\" \\ tab\t \u{1} é 值"
+    let body = OutliersJSON.encodeError(code: 3, message: message)
+    let parsed = try JSONSerialization.jsonObject(with: Data(body)) as! [String: Any]
+    #expect(parsed["code"] as? Int == 3)
+    #expect(parsed["message"] as? String == message)
+    #expect((parsed["details"] as? [Any])?.isEmpty == true)
+}
+
+@Test func timestampsFormatLikeProtojson() {
+    #expect(RFC3339.format(seconds: 1_590_156_791, nanos: 0) == "2020-05-22T14:13:11Z")
+    #expect(RFC3339.format(seconds: 0, nanos: 500_000_000) == "1970-01-01T00:00:00.500Z")
+    #expect(RFC3339.format(seconds: -1, nanos: 1_000) == "1969-12-31T23:59:59.000001Z")
+    #expect(RFC3339.format(seconds: -62_135_596_800, nanos: 1) == "0001-01-01T00:00:00.000000001Z")
+    #expect(RFC3339.format(seconds: 253_402_300_799, nanos: 0) == "9999-12-31T23:59:59Z")
+}
+
+// MARK: Round trips and agreement with swift-protobuf
+
+private func randomRequest(_ generator: inout some RandomNumberGenerator) -> Pb_OutliersRequest {
+    var request = Pb_OutliersRequest()
+    request.metrics = (0..<Int.random(in: 0...30, using: &generator)).map { _ in
+        var metric = Pb_Metric()
+        if Bool.random(using: &generator) {
+            let nanos: Int32 = [0, 500_000_000, 123_000, 7, Int32.random(in: 0...999_999_999, using: &generator)].randomElement(using: &generator)!
+            metric.time = Google_Protobuf_Timestamp(seconds: Int64.random(in: RFC3339.minimumSeconds...RFC3339.maximumSeconds, using: &generator),
+                                                    nanos: nanos)
+        }
+        if Bool.random(using: &generator) { metric.name = ["CPU", "mem", "", "a\"b\\c\n", "é值🙂", "\u{1}"].randomElement(using: &generator)! }
+        switch Int.random(in: 0...6, using: &generator) {
+        case 0: metric.value = 0
+        case 1: metric.value = .nan
+        case 2: metric.value = [Double.infinity, -.infinity, -0.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude].randomElement(using: &generator)!
+        case 3: metric.value = Double(bitPattern: UInt64.random(in: 0...UInt64.max, using: &generator))
+        default: metric.value = Double.random(in: -1e6...1e6, using: &generator)
+        }
+        return metric
+    }
+    return request
+}
+
+private func same(_ a: Pb_OutliersRequest, _ b: Pb_OutliersRequest) -> Bool {
+    a.metrics.count == b.metrics.count && zip(a.metrics, b.metrics).allSatisfy { x, y in
+        x.hasTime == y.hasTime && x.time == y.time && x.name == y.name
+            && (x.value.bitPattern == y.value.bitPattern || (x.value.isNaN && y.value.isNaN))
+    }
+}
+
+@Test func randomRequestsRoundTripThroughOurCodecAndSwiftProtobufs() throws {
+    var generator = SystemRandomNumberGenerator()
+    for _ in 0..<300 {
+        let original = randomRequest(&generator)
+        let ours = OutliersJSON.encodeRequest(original)
+        // Ours → ours.
+        #expect(same(try OutliersJSON.decodeRequest(ours), original))
+        // Ours → swift-protobuf.
+        #expect(same(try Pb_OutliersRequest(jsonUTF8Bytes: ours), original), "\(String(decoding: ours, as: UTF8.self))")
+        // swift-protobuf → ours.
+        let theirs: [UInt8] = try original.jsonUTF8Bytes()
+        #expect(same(try OutliersJSON.decodeRequest(theirs), original), "\(String(decoding: theirs, as: UTF8.self))")
+        // Transcoding equals swift-protobuf's serialization of the decoded message.
+        let expected: [UInt8] = try OutliersJSON.decodeRequest(ours).serializedBytes()
+        #expect(try transcode(ours) == expected)
+    }
+}
+
+@Test func largeBodies() throws {
+    let values = (0..<100_000).map { Double($0 % 1000) / 7 }
+    let body = "[" + values.map { $0.description }.joined(separator: ",") + "]"
+    let request = try decode(body)
+    #expect(request.metrics.map(\.value) == values)
+    let bytes = try transcode(Array(body.utf8))
+    #expect(OutliersRequestValues.decode(bytes) == values)
+}
+
+@Test func repeatedDecodingDoesNotLeakJansson() throws {
+    // Under the address sanitizer this would report; here it must simply finish.
+    let body = Array(#"{"metrics":[{"time":"2020-05-22T14:13:11Z","name":"CPU","value":97.3}]}"#.utf8)
+    for _ in 0..<10_000 { _ = try OutliersJSON.decodeRequest(body) }
+    for _ in 0..<1_000 { #expect(failure(#"{"metrics":[{"valu":1}]}"#) != nil) }
+}
