@@ -37,6 +37,9 @@ struct DetectCommand: ParsableCommand {
     @Option(help: "With --calls: how many calls in flight at once, over one connection per address.")
     var concurrency = 1
 
+    @Option(help: "With --calls: start at most this many calls per second (default: as fast as they complete).")
+    var rate: Double?
+
     @Argument(help: "A JSON file of metrics, or - for stdin.")
     var file: String?
 
@@ -54,6 +57,7 @@ struct DetectCommand: ParsableCommand {
         }
         guard calls >= 1 else { throw ValidationError("--calls must be at least 1") }
         guard (1...100_000).contains(concurrency) else { throw ValidationError("--concurrency must be 1...100000") }
+        if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a positive number of calls per second") }
     }
 
     func run() throws {
@@ -127,7 +131,12 @@ extension DetectCommand {
         let slots = DispatchSemaphore(value: concurrency)
         let all = DispatchGroup()
         let started = MonotonicClock.now()
-        for _ in 0..<calls {
+        for number in 0..<calls {
+            if let rate {
+                let due = started + UInt64(Double(number) / rate * 1e9)
+                let now = MonotonicClock.now()
+                if due > now { usleep(useconds_t(min((due - now) / 1000, 1_000_000))) }
+            }
             slots.wait()
             all.enter()
             let callStarted = MonotonicClock.now()
