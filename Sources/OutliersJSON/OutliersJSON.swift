@@ -38,34 +38,23 @@ public enum OutliersJSON {
     /// The same body straight to serialized `OutliersRequest` bytes, byte for byte
     /// what swift-protobuf serializes from `decodeRequest`, without building the
     /// messages (the gateway's hot path).
+    ///
+    /// Bodies in the plain shape every client sends go through `PlainBodyScanner`,
+    /// one pass with no tree; anything else (escapes, non-ASCII, unknown or repeated
+    /// keys, numeric strings, malformed input) through jansson, which also gives the
+    /// precise error. Both write through `ProtobufMetricWriter`, so they agree.
     public static func transcodeRequest(_ body: UnsafeRawBufferPointer) throws(JSONCodecError) -> [UInt8] {
-        var output: [UInt8] = []
-        output.reserveCapacity(body.count / 2)
-        var metricBytes: [UInt8] = []
+        if let bytes = PlainBodyScanner.transcode(body) { return bytes }
+        return try transcodeWithJansson(body)
+    }
+
+    /// The jansson path of `transcodeRequest`, for every body.
+    static func transcodeWithJansson(_ body: UnsafeRawBufferPointer) throws(JSONCodecError) -> [UInt8] {
+        var writer = ProtobufMetricWriter(capacity: body.count / 2)
         try walk(body) { metric in
-            metricBytes.removeAll(keepingCapacity: true)
-            if let time = metric.time {
-                var timestamp: [UInt8] = []
-                if time.seconds != 0 { timestamp.append(0x08); appendVarint(UInt64(bitPattern: time.seconds), to: &timestamp) }
-                if time.nanos != 0 { timestamp.append(0x10); appendVarint(UInt64(bitPattern: Int64(time.nanos)), to: &timestamp) }
-                metricBytes.append(0x0A)
-                appendVarint(UInt64(timestamp.count), to: &metricBytes)
-                metricBytes.append(contentsOf: timestamp)
-            }
-            if let name = metric.name, !name.isEmpty {
-                metricBytes.append(0x12)
-                appendVarint(UInt64(name.count), to: &metricBytes)
-                metricBytes.append(contentsOf: name)
-            }
-            if metric.value.bitPattern != 0 {
-                metricBytes.append(0x19)
-                withUnsafeBytes(of: metric.value.bitPattern.littleEndian) { metricBytes.append(contentsOf: $0) }
-            }
-            output.append(0x0A)
-            appendVarint(UInt64(metricBytes.count), to: &output)
-            output.append(contentsOf: metricBytes)
+            writer.append(time: metric.time, name: metric.name, value: metric.value)
         }
-        return output
+        return writer.output
     }
 
     /// `{"indices":[7,113,835]}`: "indices" always present, `[]` when empty.
@@ -290,15 +279,6 @@ public enum OutliersJSON {
     }
 
     // MARK: Encoding helpers
-
-    static func appendVarint(_ value: UInt64, to output: inout [UInt8]) {
-        var value = value
-        while value >= 0x80 {
-            output.append(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
-        }
-        output.append(UInt8(value))
-    }
 
     /// A JSON string literal: quotes, backslash and control characters escaped, the
     /// rest kept as UTF-8.

@@ -219,3 +219,59 @@ private func same(_ a: Pb_OutliersRequest, _ b: Pb_OutliersRequest) -> Bool {
     for _ in 0..<10_000 { _ = try OutliersJSON.decodeRequest(body) }
     for _ in 0..<1_000 { #expect(failure(#"{"metrics":[{"valu":1}]}"#) != nil) }
 }
+
+// MARK: The plain-body scanner agrees with jansson
+
+private func scannerAgrees(_ body: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+    body.withUnsafeBytes { raw in
+        guard let fast = PlainBodyScanner.transcode(raw) else { return false }
+        let slow = Result { () throws(JSONCodecError) -> [UInt8] in try OutliersJSON.transcodeWithJansson(raw) }
+        #expect((try? slow.get()) == fast, "\(String(decoding: body, as: UTF8.self))", sourceLocation: sourceLocation)
+        return true
+    }
+}
+
+@Test func plainScannerTakesTheCommonShapes() throws {
+    let article = try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("examples/metrics.json"))
+    for body in [Array(article), Array("[1, 2, 100, 1, 3, 200, 1]".utf8), Array("{}".utf8), Array(#"{"metrics":null}"#.utf8),
+                 Array(#" { "metrics" : [ { "value" : "NaN" , "name" : null } , 5e-3, -0 ] } "#.utf8),
+                 Array(#"[{"time":"2020-05-22T19:43:11.25+05:30","name":"CPU","value":-1.5E+2}]"#.utf8)] {
+        #expect(scannerAgrees(body), "the scanner declined \(String(decoding: body.prefix(80), as: UTF8.self))")
+    }
+}
+
+@Test func plainScannerDeclinesWhatItDoesNotKnow() {
+    for body in [#"[{"name":"\u0041"}]"#, #"[{"name":"é"}]"#, #"[{"value":"1.5"}]"#, #"[{"valu":1}]"#,
+                 #"[{"value":1,"value":2}]"#, #"{"metrics":[],"metrics":[]}"#, "[1,]", "[01]", "[1.]", "[1e400]",
+                 "[1] x", "5", #"{"metrics":[1]"#, "[[1]]", #"[{"time":"2020-02-30T00:00:00Z"}]"#, ""] {
+        #expect(Array(body.utf8).withUnsafeBytes { PlainBodyScanner.transcode($0) } == nil, "\(body)")
+    }
+}
+
+@Test func plainScannerNeverDisagreesWithJanssonOnRandomAndMutatedBodies() {
+    var generator = SystemRandomNumberGenerator()
+    var taken = 0
+    for round in 0..<3000 {
+        var request = randomRequest(&generator)
+        // Mostly ASCII names, so most bodies are plain.
+        for i in request.metrics.indices where Int.random(in: 0..<4, using: &generator) > 0 {
+            request.metrics[i].name = ["CPU", "", "mem"].randomElement(using: &generator)!
+        }
+        var body = OutliersJSON.encodeRequest(request)
+        if round % 2 == 1 {
+            for _ in 0..<Int.random(in: 1...3, using: &generator) where !body.isEmpty {
+                let position = Int.random(in: 0..<body.count, using: &generator)
+                switch Int.random(in: 0...3, using: &generator) {
+                case 0: body[position] = Array(#"{}[],:" 0123456789.eE+-nul\"#.utf8).randomElement(using: &generator)!
+                case 1: body.remove(at: position)
+                case 2: body.insert(Array(" \n,:{}[]\"1".utf8).randomElement(using: &generator)!, at: position)
+                default: body[position] = UInt8.random(in: 0...255, using: &generator)
+                }
+            }
+        }
+        if scannerAgrees(body) { taken += 1 }
+    }
+    // Half the bodies are mutated and some names need escapes: a few hundred plain ones remain.
+    #expect(taken > 400, "the scanner took only \(taken) of 3000 bodies")
+}

@@ -1,0 +1,62 @@
+/// Serializes metrics as the repeated field 1 of `pb.OutliersRequest`, byte for byte
+/// as swift-protobuf serializes a `Pb_Metric`: time (field 1) when set, name
+/// (field 2) when not empty, value (field 3) when its bits are not zero.
+struct ProtobufMetricWriter {
+    private(set) var output: [UInt8] = []
+    private var metric: [UInt8] = []
+
+    init(capacity: Int) {
+        output.reserveCapacity(capacity)
+        metric.reserveCapacity(64)
+    }
+
+    mutating func append(time: (seconds: Int64, nanos: Int32)?, name: UnsafeRawBufferPointer?, value: Double) {
+        metric.removeAll(keepingCapacity: true)
+        if let time {
+            var length = 0
+            if time.seconds != 0 { length += 1 + Self.varintSize(UInt64(bitPattern: time.seconds)) }
+            if time.nanos != 0 { length += 1 + Self.varintSize(UInt64(bitPattern: Int64(time.nanos))) }
+            metric.append(0x0A)
+            Self.appendVarint(UInt64(length), to: &metric)
+            if time.seconds != 0 {
+                metric.append(0x08)
+                Self.appendVarint(UInt64(bitPattern: time.seconds), to: &metric)
+            }
+            if time.nanos != 0 {
+                metric.append(0x10)
+                Self.appendVarint(UInt64(bitPattern: Int64(time.nanos)), to: &metric)
+            }
+        }
+        if let name, !name.isEmpty {
+            metric.append(0x12)
+            Self.appendVarint(UInt64(name.count), to: &metric)
+            metric.append(contentsOf: name)
+        }
+        if value.bitPattern != 0 {
+            metric.append(0x19)
+            withUnsafeBytes(of: value.bitPattern.littleEndian) { metric.append(contentsOf: $0) }
+        }
+        output.append(0x0A)
+        Self.appendVarint(UInt64(metric.count), to: &output)
+        output.append(contentsOf: metric)
+    }
+
+    static func varintSize(_ value: UInt64) -> Int {
+        var size = 1
+        var rest = value >> 7
+        while rest != 0 {
+            size += 1
+            rest >>= 7
+        }
+        return size
+    }
+
+    static func appendVarint(_ value: UInt64, to output: inout [UInt8]) {
+        var value = value
+        while value >= 0x80 {
+            output.append(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        output.append(UInt8(value))
+    }
+}
