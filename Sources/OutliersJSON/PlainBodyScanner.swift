@@ -46,6 +46,8 @@ enum PlainBodyScanner {
     struct Cursor {
         let bytes: UnsafeRawBufferPointer
         var index = 0
+        /// The last time string parsed, and its value.
+        var lastTime: (text: UnsafeRawBufferPointer, value: (seconds: Int64, nanos: Int32))?
 
         init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
@@ -91,11 +93,15 @@ enum PlainBodyScanner {
 
         mutating func key() -> Key? {
             guard let text = plainString() else { return nil }
-            if text.elementsEqual("metrics".utf8) { return .metrics }
-            if text.elementsEqual("time".utf8) { return .time }
-            if text.elementsEqual("name".utf8) { return .name }
-            if text.elementsEqual("value".utf8) { return .value }
-            return nil
+            func equals(_ literal: StaticString) -> Bool {
+                text.count == literal.utf8CodeUnitCount && memcmp(text.baseAddress!, literal.utf8Start, text.count) == 0
+            }
+            switch text.count {
+            case 4: return equals("time") ? .time : equals("name") ? .name : nil
+            case 5: return equals("value") ? .value : nil
+            case 7: return equals("metrics") ? .metrics : nil
+            default: return nil
+            }
         }
 
         mutating func colon() -> Bool {
@@ -151,8 +157,16 @@ enum PlainBodyScanner {
                         guard !seen.time else { return false }
                         seen.time = true
                         if !isNull {
-                            guard let text = plainString(), let parsed = RFC3339.parse(text) else { return false }
-                            time = parsed
+                            guard let text = plainString() else { return false }
+                            // Clients often stamp every metric alike (the article's does).
+                            if let cached = lastTime, cached.text.count == text.count,
+                               memcmp(cached.text.baseAddress!, text.baseAddress!, text.count) == 0 {
+                                time = cached.value
+                            } else {
+                                guard let parsed = RFC3339.parse(text) else { return false }
+                                lastTime = (text, parsed)
+                                time = parsed
+                            }
                         }
                     case .name:
                         guard !seen.name else { return false }
