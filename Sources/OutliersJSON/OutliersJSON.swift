@@ -11,8 +11,9 @@ import Glibc
 /// (`{"metrics":[{"time":"2020-05-22T14:13:11Z","name":"CPU","value":97.3}]}`), a
 /// bare array of such metric objects, or a bare array of numbers. Errors say what
 /// went wrong and where: line and column for syntax, the JSON path
-/// (`metrics[3].value`) for a wrong type or an unknown field. In a bare array the
-/// elements are the metrics, so their paths read `metrics[i]` too.
+/// (`metrics[3].value`, or `[3].value` in a bare array) for a wrong type or an
+/// unknown field. A bare array holds metric objects or numbers, not both; its first
+/// element decides which.
 public enum OutliersJSON {
     /// Parses a body into a request message.
     public static func decodeRequest(_ body: UnsafeRawBufferPointer) throws(JSONCodecError) -> Pb_OutliersRequest {
@@ -151,31 +152,42 @@ public enum OutliersJSON {
                 }
                 switch value.pointee.type {
                 case JSON_NULL: break
-                case JSON_ARRAY: try walkMetrics(value, visit)
+                case JSON_ARRAY: try walkMetrics(value, path: "metrics", bare: false, visit)
                 default: throw JSONCodecError(message: "expected an array of metrics, got \(typeName(value))", path: "metrics")
                 }
                 iterator = json_object_iter_next(root, current)
             }
         case JSON_ARRAY:
-            try walkMetrics(root, visit)
+            try walkMetrics(root, path: "", bare: true, visit)
         default:
             throw JSONCodecError(message: "expected a JSON object {\"metrics\":[…]} or an array, got \(typeName(root))")
         }
     }
 
-    private static func walkMetrics(_ array: UnsafeMutablePointer<json_t>,
+    /// The metrics array: objects, or (in a bare array only) numbers as proto3 JSON
+    /// writes doubles, including "NaN", "Infinity", "-Infinity" and numeric strings.
+    private static func walkMetrics(_ array: UnsafeMutablePointer<json_t>, path: String, bare: Bool,
                                     _ visit: (MetricFields) -> Void) throws(JSONCodecError) {
         let count = json_array_size(array)
+        guard count > 0 else { return }
+        let first = json_array_get(array, 0)!.pointee.type
+        let numbers = bare && (first == JSON_REAL || first == JSON_INTEGER || first == JSON_STRING)
         for index in 0..<count {
             let element = json_array_get(array, index)!
-            switch element.pointee.type {
-            case JSON_REAL, JSON_INTEGER:
-                visit(MetricFields(value: json_number_value(element)))
-            case JSON_OBJECT:
-                visit(try metric(element, path: "metrics[\(index)]"))
-            default:
-                throw JSONCodecError(message: "expected a metric object or a number, got \(typeName(element))",
-                                     path: "metrics[\(index)]")
+            let elementPath = "\(path)[\(index)]"
+            if numbers {
+                let type = element.pointee.type
+                guard type == JSON_REAL || type == JSON_INTEGER || type == JSON_STRING else {
+                    throw JSONCodecError(message: "expected a number (this array holds numbers), got \(typeName(element))",
+                                         path: elementPath)
+                }
+                visit(MetricFields(value: try number(element, path: elementPath)))
+            } else {
+                guard element.pointee.type == JSON_OBJECT else {
+                    let what = bare ? "a metric object (this array holds metric objects)" : "a metric object"
+                    throw JSONCodecError(message: "expected \(what), got \(typeName(element))", path: elementPath)
+                }
+                visit(try metric(element, path: elementPath))
             }
         }
     }

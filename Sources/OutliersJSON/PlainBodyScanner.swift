@@ -26,14 +26,14 @@ enum PlainBodyScanner {
                 if scanner.literal("null") {
                     // "metrics": null is no metrics.
                 } else {
-                    guard scanner.metrics(into: &writer) else { return nil }
+                    guard scanner.metrics(into: &writer, bare: false) else { return nil }
                 }
                 scanner.skipWhitespace()
             }
             guard scanner.peek == UInt8(ascii: "}") else { return nil }
             scanner.advance()
         case UInt8(ascii: "["):
-            guard scanner.metrics(into: &writer) else { return nil }
+            guard scanner.metrics(into: &writer, bare: true) else { return nil }
         default:
             return nil
         }
@@ -112,8 +112,8 @@ enum PlainBodyScanner {
             return true
         }
 
-        /// `[` element (`,` element)* `]`, each element a number or a metric object.
-        mutating func metrics(into writer: inout ProtobufMetricWriter) -> Bool {
+        /// `[` element (`,` element)* `]`: metric objects, or (bare arrays only) all numbers.
+        mutating func metrics(into writer: inout ProtobufMetricWriter, bare: Bool) -> Bool {
             guard peek == UInt8(ascii: "[") else { return false }
             advance()
             skipWhitespace()
@@ -121,10 +121,12 @@ enum PlainBodyScanner {
                 advance()
                 return true
             }
+            let objects = peek == UInt8(ascii: "{")
+            guard objects || bare else { return false }
             while true {
                 skipWhitespace()
-                if peek == UInt8(ascii: "{") {
-                    guard metric(into: &writer) else { return false }
+                if objects {
+                    guard peek == UInt8(ascii: "{"), metric(into: &writer) else { return false }
                 } else {
                     guard let value = number() else { return false }
                     writer.append(time: nil, name: nil, value: value)

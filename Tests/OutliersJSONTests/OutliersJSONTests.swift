@@ -33,6 +33,9 @@ private func transcode(_ bytes: [UInt8]) throws -> [UInt8] {
     #expect(try decode("{}").metrics.isEmpty)
     #expect(try decode("[]").metrics.isEmpty)
     #expect(try decode(" \n[1,2,100,1,3,200,1]\n ").metrics.count == 7)
+    // Numbers in a bare array take proto3 JSON's double forms.
+    let forms = try decode(#"["1","2.5",-3,"NaN","Infinity","-Infinity"]"#).metrics.map(\.value)
+    #expect(forms[0] == 1 && forms[1] == 2.5 && forms[2] == -3 && forms[3].isNaN && forms[4] == .infinity && forms[5] == -.infinity)
 }
 
 @Test func metricFieldsAndDefaults() throws {
@@ -83,7 +86,7 @@ func badTimesAreRejectedWithTheirPath(text: String) {
     #expect(values[3].isNaN && values[4] == .infinity && values[5] == -.infinity)
     #expect(values[6] == 1e308 && values[7].sign == .minus && values[8] == 1.2345678901234568e29)
     for bad in [#""""#, #"" 1""#, #""0x10""#, #""1.5abc""#, #""inf""#, #""nan""#, #""+1""#, #""1e999""#, "true", "[1]", "{}"] {
-        let error = failure(#"[{"value":1},{"value":2},{"value":\#(bad)}]"#)
+        let error = failure(#"{"metrics":[{"value":1},{"value":2},{"value":\#(bad)}]}"#)
         #expect(error?.path == "metrics[2].value", "\(bad): \(String(describing: error))")
     }
 }
@@ -98,9 +101,14 @@ func badTimesAreRejectedWithTheirPath(text: String) {
         (#"{"metrics":[{"valu":5}]}"#, "metrics[0].valu"),
         (#"{"metric":[]}"#, "metric"),
         (#"{"metrics":{}}"#, "metrics"),
-        (#"{"metrics":[1,"2"]}"#, "metrics[1]"),
-        (#"[1, 2, true]"#, "metrics[2]"),
-        (#"[[1]]"#, "metrics[0]"),
+        (#"{"metrics":[1,"2"]}"#, "metrics[0]"),
+        (#"{"metrics":[{"value":1},null]}"#, "metrics[1]"),
+        (#"[1, 2, true]"#, "[2]"),
+        (#"[[1]]"#, "[0]"),
+        (#"[{"value":1},2]"#, "[1]"),
+        (#"[1,{"value":2}]"#, "[1]"),
+        (#"[1,"x"]"#, "[1]"),
+        (#"[{"value":1},{"value":false}]"#, "[1].value"),
     ]
     for (body, path) in cases {
         let error = failure(body)
@@ -235,7 +243,8 @@ private func scannerAgrees(_ body: [UInt8], sourceLocation: SourceLocation = #_s
     let article = try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("examples/metrics.json"))
     for body in [Array(article), Array("[1, 2, 100, 1, 3, 200, 1]".utf8), Array("{}".utf8), Array(#"{"metrics":null}"#.utf8),
-                 Array(#" { "metrics" : [ { "value" : "NaN" , "name" : null } , 5e-3, -0 ] } "#.utf8),
+                 Array(#" { "metrics" : [ { "value" : "NaN" , "name" : null } , { } ] } "#.utf8),
+                 Array(" [ 5e-3, -0 ,1E+2]\n".utf8),
                  Array(#"[{"time":"2020-05-22T19:43:11.25+05:30","name":"CPU","value":-1.5E+2}]"#.utf8)] {
         #expect(scannerAgrees(body), "the scanner declined \(String(decoding: body.prefix(80), as: UTF8.self))")
     }
@@ -244,7 +253,7 @@ private func scannerAgrees(_ body: [UInt8], sourceLocation: SourceLocation = #_s
 @Test func plainScannerDeclinesWhatItDoesNotKnow() {
     for body in [#"[{"name":"\u0041"}]"#, #"[{"name":"é"}]"#, #"[{"value":"1.5"}]"#, #"[{"valu":1}]"#,
                  #"[{"value":1,"value":2}]"#, #"{"metrics":[],"metrics":[]}"#, "[1,]", "[01]", "[1.]", "[1e400]",
-                 "[1] x", "5", #"{"metrics":[1]"#, "[[1]]", #"[{"time":"2020-02-30T00:00:00Z"}]"#, ""] {
+                 "[1] x", "5", #"{"metrics":[1]"#, "[[1]]", #"{"metrics":[1]}"#, #"[1,{"value":1}]"#, #"[{},1]"#, #"[{"time":"2020-02-30T00:00:00Z"}]"#, ""] {
         #expect(Array(body.utf8).withUnsafeBytes { PlainBodyScanner.transcode($0) } == nil, "\(body)")
     }
 }
