@@ -100,6 +100,17 @@ private func channel(_ server: GRPCServer, configure: (inout GRPCClientConfigura
     }
 }
 
+@Test func wildcardIPv6ListenerServesIPv4AndIPv6Clients() throws {
+    let server = try makeServer { $0.host = "::" }
+    defer { server.shutdown() }
+    #expect(server.boundAddresses == ["[::]:\(server.port)"])
+    for target in ["127.0.0.1:\(server.port)", "[::1]:\(server.port)"] {
+        let client = try GRPCChannel(targets: [target])
+        defer { client.close() }
+        #expect(try call(client, "/test.Echo/Echo", [6]).get() == [6], "\(target)")
+    }
+}
+
 @Test func oversizedRequestIsResourceExhausted() throws {
     let server = try makeServer { $0.maximumReceiveMessageLength = 1000 }
     defer { server.shutdown() }

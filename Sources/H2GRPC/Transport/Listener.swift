@@ -20,7 +20,8 @@ final class Listener: EventHandler, @unchecked Sendable {
     /// the others when `port` is 0, so one number reaches all of them.
     static func bind(host: String, port: Int) throws -> [Listener] {
         var hints = addrinfo()
-        hints.ai_flags = AI_PASSIVE | AI_ADDRCONFIG
+        // No AI_ADDRCONFIG: "localhost" must give ::1 too on a host whose only IPv6 is loopback.
+        hints.ai_flags = AI_PASSIVE
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var result: UnsafeMutablePointer<addrinfo>?
@@ -33,11 +34,17 @@ final class Listener: EventHandler, @unchecked Sendable {
         var lastError: Error = SystemError.address("no address for \(host)")
         var boundPort = port
         var seen = Set<String>()
+        var hasIPv4 = false
+        var probe: UnsafeMutablePointer<addrinfo>? = first
+        while let info = probe {
+            if info.pointee.ai_family == AF_INET { hasIPv4 = true }
+            probe = info.pointee.ai_next
+        }
         var entry: UnsafeMutablePointer<addrinfo>? = first
         while let info = entry {
             entry = info.pointee.ai_next
             do {
-                let listener = try bindOne(info.pointee, port: boundPort)
+                let listener = try bindOne(info.pointee, port: boundPort, v6Only: hasIPv4)
                 guard seen.insert(listener.address).inserted else {
                     listener.close()
                     continue
@@ -52,14 +59,16 @@ final class Listener: EventHandler, @unchecked Sendable {
         return listeners
     }
 
-    private static func bindOne(_ info: addrinfo, port: Int) throws -> Listener {
+    /// `v6Only`: when the host also has IPv4 addresses (bound separately); a lone
+    /// "::" stays dual-stack, so IPv4 clients reach it too.
+    private static func bindOne(_ info: addrinfo, port: Int, v6Only: Bool) throws -> Listener {
         let fd = socket(info.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError.call("socket", errno) }
         var on: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
         if info.ai_family == AF_INET6 {
-            // Separate IPv4 and IPv6 sockets, so "::" and "0.0.0.0" can both be bound.
-            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size))
+            var only: Int32 = v6Only ? 1 : 0
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &only, socklen_t(MemoryLayout<Int32>.size))
         }
         var storage = sockaddr_storage()
         withUnsafeMutableBytes(of: &storage) { raw in
