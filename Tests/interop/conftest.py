@@ -70,7 +70,8 @@ class Server:
         return self.proc.pid
 
     def log_tail(self, limit=6000):
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         try:
             data = Path(self.log_path).read_bytes()
         except OSError:
@@ -212,3 +213,159 @@ def skip_if_python(reason):
     if IS_PYTHON:
         test = sys._getframe(1).f_code.co_name
         pytest.skip(f"{test}: INTEROP_SERVER=python: {reason}")
+
+
+# ----------------------------------------------------------------------------- REST gateway
+# Processes for Tests/interop/test_gateway_rest.py: `outliers serve`, `outliers gateway`,
+# `outliers backend`, the article's Python server and Tests/interop/delay_backend.py.
+# These always run the binary (INTEROP_SERVER does not apply: the gateway is ours).
+
+MEASUREMENTS = []  # (test, text): figures printed in the summary even when tests pass
+
+
+def record_measurement(text):
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+    MEASUREMENTS.append((test, text))
+    print(text)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASUREMENTS:
+        terminalreporter.section("measurements")
+        for test, text in MEASUREMENTS:
+            terminalreporter.write_line(f"{test}: {text}")
+
+
+def wait_accepting(proc, ports, deadline):
+    """Wait until every port accepts a TCP connection (failing if proc exits)."""
+    for port in ports:
+        while True:
+            proc.check_alive()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.25).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    proc.stop()
+                    pytest.fail(f"{proc.kind} not accepting on 127.0.0.1:{port} after "
+                                f"{READY_TIMEOUT:.0f} s; {' '.join(map(str, proc.argv))}\n"
+                                f"{proc.log_tail()}")
+                time.sleep(0.05)
+
+
+class HTTPProcess(Server):
+    """A process serving HTTP/1.1 (the gateway, alone or in `serve`): ready once its
+    ports accept connections."""
+
+    def __init__(self, kind, argv, log_path, port, other_ports=()):
+        super().__init__(kind, argv, log_path, port)
+        self.other_ports = list(other_ports)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        wait_accepting(self, [self.port, *self.other_ports], time.monotonic() + timeout)
+
+
+def require_binary():
+    binary = server_binary()
+    if binary is None:
+        pytest.fail("no outliers binary: build it (swift build) or set OUTLIERS_BIN")
+    return binary
+
+
+class Processes:
+    """Starts gateway-test processes in tmp_dir; stop_all() stops them, newest first."""
+
+    def __init__(self, tmp_dir):
+        self.tmp_dir = Path(tmp_dir)
+        self.started = []
+
+    def _log(self, name, port):
+        return self.tmp_dir / f"{name}-{port}-{len(self.started)}.log"
+
+    def _track(self, proc):
+        self.started.append(proc)
+        proc.wait_ready()
+        return proc
+
+    def serve(self, *extra):
+        """`outliers serve`: backend and gateway in one process (.url, .grpc_address)."""
+        http_port, grpc_port = free_port(), free_port()
+        while grpc_port == http_port:
+            grpc_port = free_port()
+        argv = [str(require_binary()), "serve", "--host", "127.0.0.1", "--http-port", str(http_port),
+                "--grpc-port", str(grpc_port), *map(str, extra)]
+        proc = HTTPProcess("serve", argv, self._log("serve", http_port), http_port, [grpc_port])
+        proc.grpc_port = grpc_port
+        proc.grpc_address = f"127.0.0.1:{grpc_port}"
+        return self._track(proc)
+
+    def gateway(self, backends, *extra):
+        """`outliers gateway --backend A[,B…]` (backends: addresses or processes)."""
+        targets = ",".join(b if isinstance(b, str) else b.address for b in backends)
+        port = free_port()
+        argv = [str(require_binary()), "gateway", "--host", "127.0.0.1", "--port", str(port),
+                "--backend", targets, *map(str, extra)]
+        return self._track(HTTPProcess("gateway", argv, self._log("gateway", port), port))
+
+    def _grpc(self, kind, argv, port, retry_bind):
+        deadline = time.monotonic() + (10 if retry_bind else 0)
+        while True:
+            proc = Server(kind, argv, self._log(kind, port), port)
+            self.started.append(proc)
+            try:
+                rc = proc.proc.wait(timeout=0.3)  # an early exit: the port may still be busy
+            except subprocess.TimeoutExpired:
+                proc.wait_ready()
+                return proc
+            if time.monotonic() > deadline:
+                pytest.fail(f"{kind} exited with {rc}: {' '.join(argv)}\n{proc.log_tail()}")
+            time.sleep(0.3)
+
+    def backend(self, port=None, *extra):
+        """`outliers backend` (port=None: a free one; the same port again after a stop
+        is retried for up to 10 s, in case the old socket lingers)."""
+        port = port or free_port()
+        argv = [str(require_binary()), "backend", "--host", "127.0.0.1", "--port", str(port),
+                *map(str, extra)]
+        return self._grpc("backend", argv, port, retry_bind=True)
+
+    def python(self, *extra):
+        """The article's server, examples/python/server.py (e.g. "--delay", 1)."""
+        port = free_port()
+        argv = [sys.executable, str(REPO / "examples" / "python" / "server.py"), "--host",
+                "127.0.0.1", "--port", str(port), *map(str, extra)]
+        return self._grpc("python", argv, port, retry_bind=False)
+
+    def delay_backend(self, delay):
+        """Tests/interop/delay_backend.py: a lean gRPC backend that answers after `delay`."""
+        port = free_port()
+        argv = [sys.executable, str(Path(__file__).with_name("delay_backend.py")), "--host",
+                "127.0.0.1", "--port", str(port), "--delay", str(delay)]
+        return self._grpc("delay-backend", argv, port, retry_bind=False)
+
+    def stop_all(self):
+        for proc in reversed(self.started):
+            proc.stop()
+        self.started.clear()
+
+
+@pytest.fixture(scope="module")
+def rest(tmp_path_factory):
+    """One `outliers serve` for the module: .url (http://127.0.0.1:PORT), .grpc_address."""
+    procs = Processes(tmp_path_factory.mktemp("rest"))
+    srv = procs.serve()
+    print(f"\ngateway under test: {' '.join(srv.argv)}")
+    yield srv
+    rc = srv.proc.poll()
+    procs.stop_all()
+    if rc is not None:
+        print(f"outliers serve had exited with {rc} before the end; output:\n{srv.log_tail()}")
+
+
+@pytest.fixture
+def procs(tmp_path):
+    """Each test's own processes, all stopped at its end."""
+    p = Processes(tmp_path)
+    yield p
+    p.stop_all()

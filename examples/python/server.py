@@ -3,13 +3,15 @@
 tests and as the baseline of benchmarks/grpc-backend.sh.
 
     .venv/bin/python examples/python/server.py [--host ::] [--port 9999] [--delay SECONDS]
-                                               [--no-reflection]
+                                               [--workers N] [--no-reflection]
 
 Same algorithm and server set-up as the article (ThreadPoolExecutor, np.where over
 the float64 values, INFO log per request). Additions: stubs are generated at start-up
 from ../../Protos when outliers_pb2 is not importable; grpc.health.v1 ("" and
 "pb.Outliers" SERVING); server reflection (grpcio-reflection, v1alpha only) unless
 --no-reflection; --delay sleeps in every Detect call (slow-backend tests);
+--workers sizes the thread pool (default: ThreadPoolExecutor's own, as in the article;
+a slow backend under many concurrent calls needs more, e.g. --delay 0.05 --workers 300);
 --port 0 picks a free port. Prints "server ready on port N" once serving, and
 stops gracefully on SIGTERM/SIGINT.
 """
@@ -86,6 +88,8 @@ def main():
     ap.add_argument("--port", type=int, default=9999, help="port (default 9999, 0 = any free)")
     ap.add_argument("--delay", type=float, default=0.0, metavar="SECONDS",
                     help="sleep this long in every Detect call (default 0)")
+    ap.add_argument("--workers", type=int, default=None, metavar="N",
+                    help="threads serving calls (default: ThreadPoolExecutor's, min(32, cores + 4))")
     ap.add_argument("--no-reflection", action="store_true", help="do not serve reflection")
     args = ap.parse_args()
 
@@ -93,7 +97,9 @@ def main():
         level=logging.INFO,
         format='%(asctime)s - %(levelname)s - %(message)s',
     )
-    server = grpc.server(ThreadPoolExecutor())
+    if args.workers is not None and args.workers < 1:
+        ap.error("--workers must be at least 1")
+    server = grpc.server(ThreadPoolExecutor(max_workers=args.workers))
     outliers_pb2_grpc.add_OutliersServicer_to_server(OutliersServer(args.delay), server)
 
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
