@@ -28,26 +28,13 @@ struct BackendCommand: ParsableCommand {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, not \(port)") }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be 1...1024, not \(threads)") }
-        guard (1...(1 << 30)).contains(maxMessageBytes) else {
-            throw ValidationError("--max-message-bytes must be 1...1073741824, not \(maxMessageBytes)")
-        }
+        try validateMaxMessageBytes(maxMessageBytes)
     }
 
     func run() throws {
         let logger = logging.makeLogger("outliers.backend")
-        var configuration = GRPCServerConfiguration()
-        configuration.host = host
-        configuration.port = port
-        configuration.threads = threads
-        configuration.maximumReceiveMessageLength = maxMessageBytes
-        let backend: OutliersBackend
-        do {
-            backend = try OutliersBackend(configuration: configuration, logger: logger)
-            try backend.start()
-        } catch {
-            logger.error("cannot start the backend", metadata: ["cause": "\(error)"])
-            throw ExitCode.failure
-        }
+        let backend = try startBackend(host: host, port: port, threads: threads, maxMessageBytes: maxMessageBytes,
+                                       logger: logger)
         logger.info("outliers backend listening", metadata: [
             "addresses": "\(backend.server.boundAddresses.joined(separator: ", "))",
             "threads": "\(threads)", "max-message-bytes": "\(maxMessageBytes)"])
@@ -55,5 +42,28 @@ struct BackendCommand: ParsableCommand {
         logger.info("stopping: draining calls in flight", metadata: ["signal": "\(signal)"])
         backend.shutdown()
         logger.info("outliers backend stopped")
+    }
+}
+
+/// Starts the bundled backend, or logs why not and exits 1 (`backend` and `serve`).
+func startBackend(host: String, port: Int, threads: Int, maxMessageBytes: Int, logger: Logger) throws -> OutliersBackend {
+    var configuration = GRPCServerConfiguration()
+    configuration.host = host
+    configuration.port = port
+    configuration.threads = threads
+    configuration.maximumReceiveMessageLength = maxMessageBytes
+    do {
+        let backend = try OutliersBackend(configuration: configuration, logger: logger)
+        try backend.start()
+        return backend
+    } catch {
+        logger.error("cannot start the backend", metadata: ["cause": "\(error)"])
+        throw ExitCode.failure
+    }
+}
+
+func validateMaxMessageBytes(_ value: Int) throws {
+    guard (1...(1 << 30)).contains(value) else {
+        throw ValidationError("--max-message-bytes must be 1...1073741824, not \(value)")
     }
 }

@@ -31,27 +31,14 @@ struct ServeCommand: ParsableCommand {
     func validate() throws {
         guard (0...65535).contains(httpPort) else { throw ValidationError("--http-port must be 0...65535, not \(httpPort)") }
         guard (0...65535).contains(grpcPort) else { throw ValidationError("--grpc-port must be 0...65535, not \(grpcPort)") }
-        guard (1...(1 << 30)).contains(maxMessageBytes) else {
-            throw ValidationError("--max-message-bytes must be 1...1073741824, not \(maxMessageBytes)")
-        }
+        try validateMaxMessageBytes(maxMessageBytes)
     }
 
     func run() throws {
         let logger = logging.makeLogger("outliers")
-        var backendConfiguration = GRPCServerConfiguration()
-        backendConfiguration.host = host
-        backendConfiguration.port = grpcPort
-        backendConfiguration.threads = gateway.threads
-        backendConfiguration.maximumReceiveMessageLength = maxMessageBytes
-        let backend: OutliersBackend
+        let backend = try startBackend(host: host, port: grpcPort, threads: gateway.threads,
+                                       maxMessageBytes: maxMessageBytes, logger: logger)
         let server: RESTGateway
-        do {
-            backend = try OutliersBackend(configuration: backendConfiguration, logger: logger)
-            try backend.start()
-        } catch {
-            logger.error("cannot start the backend", metadata: ["cause": "\(error)"])
-            throw ExitCode.failure
-        }
         // The gateway calls the backend on the port actually bound (0 picks one).
         let target = host.contains(":") ? "[\(host)]:\(backend.server.port)" : "\(host):\(backend.server.port)"
         do {
