@@ -135,8 +135,15 @@ public enum OutliersJSON {
             throw JSONCodecError(message: body.isEmpty ? "empty body: expected a JSON object or array"
                                      : "body has only white space: expected a JSON object or array")
         }
+        // jansson 2.14 skips a raw NUL byte after a token ("[1\0, 2]" reads as [1, 2]);
+        // JSON has no place for one (inside a string it is written \u0000).
+        if let nul = memchr(body.baseAddress!, 0, body.count) {
+            throw JSONCodecError.nulByte(in: body, at: body.baseAddress!.distance(to: UnsafeRawPointer(nul)))
+        }
         var error = json_error_t()
-        let flags = Int(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL)
+        // JSON_ALLOW_NUL: a string may hold \u0000, as proto3 strings may (swift-protobuf
+        // and protojson write and read it); strings are read by length, never as C strings.
+        let flags = Int(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL)
         guard let root = json_loadb(body.baseAddress!.assumingMemoryBound(to: CChar.self), body.count, flags, &error) else {
             throw JSONCodecError(syntax: error)
         }
@@ -145,10 +152,11 @@ public enum OutliersJSON {
         case JSON_OBJECT:
             var iterator = json_object_iter(root)
             while let current = iterator {
-                let key = String(cString: json_object_iter_key(current))
+                let keyPointer = json_object_iter_key(current)!
                 let value = json_object_iter_value(current)!
-                guard key == "metrics" else {
-                    throw JSONCodecError(message: "unknown field \"\(key)\" (an OutliersRequest has only \"metrics\")", path: key)
+                guard strcmp(keyPointer, "metrics") == 0 else {
+                    let key = shown(keyPointer)
+                    throw JSONCodecError(message: "unknown field \"\(escaped(key))\" (an OutliersRequest has only \"metrics\")", path: key)
                 }
                 switch value.pointee.type {
                 case JSON_NULL: break
@@ -199,19 +207,26 @@ public enum OutliersJSON {
             let keyPointer = json_object_iter_key(current)!
             let value = json_object_iter_value(current)!
             iterator = json_object_iter_next(object, current)
-            // null means the field's default, as in proto3 JSON.
-            if value.pointee.type == JSON_NULL { continue }
             switch (keyPointer[0], strcmp(keyPointer, "time"), strcmp(keyPointer, "name"), strcmp(keyPointer, "value")) {
+            case (_, _, _, _) where value.pointee.type == JSON_NULL && isField(keyPointer):
+                // null means the field's default, as in proto3 JSON (an unknown field is
+                // an error even when null: it falls to the default case).
+                continue
             case (_, 0, _, _):
                 guard value.pointee.type == JSON_STRING else {
                     throw JSONCodecError(message: "expected an RFC 3339 time string, got \(typeName(value))", path: path + ".time")
                 }
                 let text = UnsafeRawBufferPointer(start: json_string_value(value), count: json_string_length(value))
-                guard let time = RFC3339.parse(text) else {
-                    throw JSONCodecError(message: "invalid time \"\(String(decoding: text, as: UTF8.self))\": expected RFC 3339 like 2020-05-22T14:13:11Z, between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999999Z",
+                switch RFC3339.check(text) {
+                case .success(let time):
+                    fields.time = time
+                case .failure(.malformed(let why)):
+                    throw JSONCodecError(message: "invalid time \"\(escaped(shown(text)))\": \(why) (RFC 3339, like 2020-05-22T14:13:11Z or 2020-05-22T19:43:11.5+05:30)",
                                          path: path + ".time")
+                case .failure(.outOfRange(let before)):
+                    let bound = before ? "before 0001-01-01T00:00:00Z" : "after 9999-12-31T23:59:59.999999999Z"
+                    throw JSONCodecError(message: "timestamp out of range: \"\(escaped(shown(text)))\" is \(bound)", path: path + ".time")
                 }
-                fields.time = time
             case (_, _, 0, _):
                 guard value.pointee.type == JSON_STRING else {
                     throw JSONCodecError(message: "expected a string, got \(typeName(value))", path: path + ".name")
@@ -220,8 +235,8 @@ public enum OutliersJSON {
             case (_, _, _, 0):
                 fields.value = try number(value, path: path + ".value")
             default:
-                let key = String(cString: keyPointer)
-                throw JSONCodecError(message: "unknown field \"\(key)\" (a Metric has time, name and value)", path: path + "." + key)
+                let key = shown(keyPointer)
+                throw JSONCodecError(message: "unknown field \"\(escaped(key))\" (a Metric has time, name and value)", path: path + "." + key)
             }
         }
         return fields
@@ -234,18 +249,20 @@ public enum OutliersJSON {
         case JSON_REAL, JSON_INTEGER:
             return json_number_value(value)
         case JSON_STRING:
-            let text = String(cString: json_string_value(value))
+            // By length: with JSON_ALLOW_NUL, "1\u00002" must not read as "1".
+            let text = String(decoding: UnsafeRawBufferPointer(start: json_string_value(value), count: json_string_length(value)),
+                              as: UTF8.self)
             switch text {
             case "NaN": return .nan
             case "Infinity": return .infinity
             case "-Infinity": return -.infinity
             default:
                 guard isJSONNumber(text), let parsed = Double(text) else {
-                    throw JSONCodecError(message: "invalid number string \"\(text)\": expected a number, \"NaN\", \"Infinity\" or \"-Infinity\"",
+                    throw JSONCodecError(message: "invalid number string \"\(escaped(shown(text)))\": expected a number, \"NaN\", \"Infinity\" or \"-Infinity\"",
                                          path: path)
                 }
                 guard parsed.isFinite else {
-                    throw JSONCodecError(message: "number \"\(text)\" is out of range for a double", path: path)
+                    throw JSONCodecError(message: "number \"\(escaped(shown(text)))\" is out of range for a double", path: path)
                 }
                 return parsed
             }
@@ -277,6 +294,39 @@ public enum OutliersJSON {
             guard digits() > 0 else { return false }
         }
         return bytes.isEmpty
+    }
+
+    /// "time", "name" or "value".
+    private static func isField(_ key: UnsafePointer<CChar>) -> Bool {
+        strcmp(key, "time") == 0 || strcmp(key, "name") == 0 || strcmp(key, "value") == 0
+    }
+
+    /// Text from the body for an error message: at most 64 bytes (cut at a character
+    /// boundary, then "…"), so a huge key or string does not make a huge error.
+    static func shown(_ bytes: UnsafeRawBufferPointer) -> String {
+        let limit = 64
+        guard bytes.count > limit else { return String(decoding: bytes, as: UTF8.self) }
+        var end = limit
+        while end > 0 && bytes[end] & 0xC0 == 0x80 { end -= 1 }
+        return String(decoding: bytes[..<end], as: UTF8.self) + "…"
+    }
+
+    static func shown(_ key: UnsafePointer<CChar>) -> String {
+        shown(UnsafeRawBufferPointer(start: key, count: strlen(key)))
+    }
+
+    static func shown(_ text: String) -> String {
+        var text = text
+        return text.withUTF8 { shown(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Quotes, backslashes and control characters escaped as JSON escapes them, for
+    /// quoting body text inside a message.
+    static func escaped(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else { return text }
+        var bytes: [UInt8] = []
+        appendString(text, to: &bytes)
+        return String(decoding: bytes.dropFirst().dropLast(), as: UTF8.self)
     }
 
     static func typeName(_ value: UnsafeMutablePointer<json_t>) -> String {
@@ -345,6 +395,20 @@ public struct JSONCodecError: Error, Equatable, Sendable, CustomStringConvertibl
         self.line = line
         self.column = column
         self.position = position
+    }
+
+    /// A NUL byte at `offset`, told as jansson tells its errors: 1-based line, column
+    /// in characters and byte position, each counting the offending byte.
+    static func nulByte(in body: UnsafeRawBufferPointer, at offset: Int) -> JSONCodecError {
+        var line = 1
+        var lineStart = 0
+        for index in 0..<offset where body[index] == 0x0A {
+            line += 1
+            lineStart = index + 1
+        }
+        var column = 1
+        for index in lineStart..<offset where body[index] & 0xC0 != 0x80 { column += 1 }
+        return JSONCodecError(message: "NUL byte (0x00) is not allowed in JSON text", line: line, column: column, position: offset + 1)
     }
 
     init(syntax error: json_error_t) {
