@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import OutliersProto
 import SwiftProtobuf
 import Testing
@@ -283,4 +286,26 @@ private func scannerAgrees(_ body: [UInt8], sourceLocation: SourceLocation = #_s
     }
     // Half the bodies are mutated and some names need escapes: a few hundred plain ones remain.
     #expect(taken > 400, "the scanner took only \(taken) of 3000 bodies")
+}
+
+@Test func exactFastPathEqualsStrtod() {
+    var generator = SystemRandomNumberGenerator()
+    func check(_ text: String) {
+        Array(text.utf8).withUnsafeBytes { raw in
+            if let fast = PlainBodyScanner.Cursor.exactDouble(raw) {
+                #expect(fast.bitPattern == strtod(text, nil).bitPattern, "\(text)")
+            }
+        }
+    }
+    for text in ["0", "-0", "0.0", "1", "97.3", "33.76105022382199", "0.1", "123456789012345", "-0.000000000000000000001",
+                 "9007199254740993", "1.7976931348623157", "0.30000000000000004"] { check(text) }
+    for _ in 0..<200_000 {
+        let value = Double.random(in: -1e6...1e6, using: &generator)
+        check(value.description)
+        check(String(format: "%.\(Int.random(in: 0...17, using: &generator))f", value))
+    }
+    // Digits beyond 2^53, or an exponent: left to strtod.
+    #expect(Array("9007199254740993".utf8).withUnsafeBytes { PlainBodyScanner.Cursor.exactDouble($0) } == nil)
+    #expect(Array("33.76105022382199".utf8).withUnsafeBytes { PlainBodyScanner.Cursor.exactDouble($0) } == 33.76105022382199)
+    #expect(Array("1e5".utf8).withUnsafeBytes { PlainBodyScanner.Cursor.exactDouble($0) } == nil)
 }
