@@ -24,6 +24,7 @@ let package = Package(
         .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2",
                        providers: [.apt(["libnghttp2-dev"])]),
         .systemLibrary(name: "CEpoll"),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // Generated swift-protobuf code and the embedded descriptors (for reflection).
         .target(name: "OutliersProto",
@@ -67,9 +68,20 @@ let package = Package(
         ]),
         .testTarget(name: "RESTGatewayTests", dependencies: ["RESTGateway"]),
 
+        // `outliers bench`: JSON against protobuf, size and speed (statistics, codecs, reports).
+        .target(name: "SerializationBench", dependencies: [
+            "CZlib", "OutliersJSON", "OutliersProto", "OutliersService",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+        .testTarget(name: "SerializationBenchTests", dependencies: [
+            "SerializationBench", "OutliersJSON", "OutliersProto", "OutliersService",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+
         // The command line: commands only, no logic.
         .executableTarget(name: "outliers", dependencies: [
             "Detection", "OutliersProto", "OutliersService", "H2GRPC", "OutliersJSON", "RESTGateway",
+            "SerializationBench",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),

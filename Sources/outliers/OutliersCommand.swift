@@ -14,6 +14,6 @@ struct OutliersCommand: AsyncParsableCommand {
             the article "Python and Go: Part I - gRPC"), served as /pb.Outliers/Detect.
             """,
         version: version,
-        subcommands: [ServeCommand.self, BackendCommand.self, GatewayCommand.self, DetectCommand.self]
+        subcommands: [ServeCommand.self, BackendCommand.self, GatewayCommand.self, DetectCommand.self, BenchCommand.self]
     )
 }

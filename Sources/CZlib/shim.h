@@ -1,0 +1,4 @@
+#ifndef OUTLIERS_CZLIB_SHIM_H
+#define OUTLIERS_CZLIB_SHIM_H
+#include <zlib.h>
+#endif
