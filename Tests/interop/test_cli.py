@@ -1,0 +1,85 @@
+"""The command line as a user meets it: --help everywhere, bad flags exit 64 with a
+one-line reason, and `outliers bench --quick` in each output format (the figures are
+not checked here, only that every format parses back and the run verified its codecs)."""
+
+import csv
+import io
+import json
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from test_client_grpc import binary
+
+COMMANDS = ["serve", "backend", "gateway", "detect", "bench"]
+
+
+def run(*args, timeout=300):
+    return subprocess.run([binary(), *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help(command):
+    result = run(*([command] if command else []), "--help")
+    assert result.returncode == 0, result.stderr
+    assert "USAGE:" in result.stdout
+    assert "OPTIONS:" in result.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["backend", "--port", "70000"], ["backend", "--threads", "0"], ["backend", "--log-level", "loud"],
+    ["serve", "--http-port", "-1"], ["gateway"], ["gateway", "--backend", "nohostport"],
+    ["gateway", "--backend", "h:1", "--timeout", "5 parsecs"], ["detect"], ["bench", "--format", "xml"],
+    ["bench", "--sizes", "0"], ["nosuchcommand"],
+])
+def test_bad_flags_exit_64_with_a_reason(args):
+    result = run(*args)
+    assert result.returncode == 64, (args, result.returncode, result.stderr)
+    assert result.stderr.strip().splitlines()[0].startswith("Error:"), result.stderr
+
+
+def test_version():
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.strip()
+
+
+def test_bench_quick_json(tmp_path):
+    result = run("bench", "--quick", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["schema"].startswith("outliers-bench/")
+    codecs = {r["codec"] for r in data["results"]}
+    assert {"protobuf"} <= codecs and len(codecs) >= 4, codecs
+    for r in data["results"]:
+        assert r["bytes"] > 0 and r["message"] in ("request", "response")
+    assert data["summary"]["article"] == {"size_ratio": 4, "speedup": 7.5}
+    assert "smaller than JSON" in data["summary"]["line"]
+
+
+def test_bench_quick_csv_markdown_table_and_chart(tmp_path):
+    result = run("bench", "--quick", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    header, body = rows[0], rows[1:]
+    assert "codec" in header and len(body) >= 8
+    assert all(len(row) == len(header) for row in body)
+    chart = tmp_path / "chart.svg"
+    out = tmp_path / "table.md"
+    result = run("bench", "--quick", "--format", "markdown", "--output", str(out), "--chart", str(chart))
+    assert result.returncode == 0, result.stderr
+    assert "| codec |" in out.read_text().replace("|:", "|") or "| codec" in out.read_text()
+    root = ET.parse(chart).getroot()
+    assert root.tag.endswith("svg")
+    result = run("bench", "--quick")
+    assert result.returncode == 0, result.stderr
+    assert "(article: about 7.5× faster, about 4× smaller)" in result.stdout
+
+
+def test_bench_refuses_to_time_a_debug_build():
+    if "debug" not in binary():
+        pytest.skip("the binary under test is a release build, which bench times without --allow-debug")
+    result = run("bench")
+    assert result.returncode == 64
+    assert "debug" in result.stderr.lower()
