@@ -274,3 +274,29 @@ private func offload(_ work: @escaping @Sendable () -> Void) async {
     #expect(backoff.delay(afterFailures: 50, random: 1) == 6)
     #expect(abs(backoff.delay(afterFailures: 1, random: -1) - 0.08) < 1e-9)
 }
+
+@Test func stoppedServersAndChannelsGiveBackTheirDescriptors() throws {
+    func openDescriptors() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
+    }
+    // Warm up whatever Foundation opens once.
+    do {
+        let server = try makeServer()
+        let client = try GRPCChannel(targets: ["127.0.0.1:\(server.port)"])
+        _ = call(client, "/test.Echo/Echo", [1])
+        client.close()
+        server.shutdown()
+    }
+    let before = openDescriptors()
+    for _ in 0..<20 {
+        let server = try makeServer()
+        let client = try GRPCChannel(targets: ["127.0.0.1:\(server.port)"])
+        #expect(try call(client, "/test.Echo/Echo", [1]).get() == [1])
+        client.close()
+        server.shutdown()
+    }
+    let after = openDescriptors()
+    // Each server has 2 loops (epoll + eventfd each) and a listener, each channel a loop:
+    // 20 rounds that leaked would leave over 100 descriptors behind.
+    #expect(after - before < 40, "\(before) descriptors before, \(after) after 20 servers and channels")
+}

@@ -70,7 +70,12 @@ final class EventLoop: @unchecked Sendable {
     func stopAndWait() {
         stopping.store(true, ordering: .releasing)
         wake()
-        if thread != nil { finished.wait() }
+        if thread != nil {
+            finished.wait()
+            // The thread's closure holds the loop: let both go, so the loop's epoll
+            // and eventfd descriptors and its read buffer are freed.
+            thread = nil
+        }
     }
 
     /// Runs `task` on the loop's thread: queued, and the loop woken.
