@@ -1,4 +1,6 @@
+import CJansson
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -224,11 +226,42 @@ private func same(_ a: Pb_OutliersRequest, _ b: Pb_OutliersRequest) -> Bool {
     #expect(OutliersRequestValues.decode(bytes) == values)
 }
 
-@Test func repeatedDecodingDoesNotLeakJansson() throws {
-    // Under the address sanitizer this would report; here it must simply finish.
-    let body = Array(#"{"metrics":[{"time":"2020-05-22T14:13:11Z","name":"CPU","value":97.3}]}"#.utf8)
-    for _ in 0..<10_000 { _ = try OutliersJSON.decodeRequest(body) }
-    for _ in 0..<1_000 { #expect(failure(#"{"metrics":[{"valu":1}]}"#) != nil) }
+/// Live jansson allocations made by the counting thread while the counting allocator
+/// is installed. The hook is process-wide and other tests decode in parallel, so only
+/// the test's own thread is counted: its decodes allocate and free on that thread.
+private let janssonLiveBlocks = Atomic<Int>(0)
+private let janssonCountingThread = Atomic<UInt>(0)
+
+@Test func janssonTreesAreFreedOnEveryPath() throws {
+    // jansson's allocator hook counts blocks alive; every decode, success or error,
+    // must give all of its tree back. A leaked tree per call would be thousands of blocks.
+    janssonCountingThread.store(UInt(pthread_self()), ordering: .relaxed)
+    json_set_alloc_funcs({ size in
+        if janssonCountingThread.load(ordering: .relaxed) == UInt(pthread_self()) {
+            janssonLiveBlocks.add(1, ordering: .relaxed)
+        }
+        return malloc(size)
+    }, { pointer in
+        if pointer != nil && janssonCountingThread.load(ordering: .relaxed) == UInt(pthread_self()) {
+            janssonLiveBlocks.subtract(1, ordering: .relaxed)
+        }
+        free(pointer)
+    })
+    defer {
+        json_set_alloc_funcs(malloc, free)
+        janssonCountingThread.store(0, ordering: .relaxed)
+    }
+    let before = janssonLiveBlocks.load(ordering: .relaxed)
+    let good = Array(#"{"metrics":[{"time":"2020-05-22T14:13:11Z","name":"CPU","value":97.3},{"value":1}]}"#.utf8)
+    for _ in 0..<1_000 {
+        #expect(try OutliersJSON.decodeRequest(good).metrics.count == 2)
+        for bad in [#"{"metrics":[{"valu":1}]}"#, #"{"metrics":[{"value":1}"#, #"[1,{"value":2}]"#, #"{"metrics":[],"x":1}"#] {
+            #expect(failure(bad) != nil)
+        }
+        _ = try good.withUnsafeBytes { raw in try OutliersJSON.transcodeWithJansson(raw) }
+    }
+    let drift = janssonLiveBlocks.load(ordering: .relaxed) - before
+    #expect(drift == 0, "\(drift) jansson blocks still alive after 6,000 decodes")
 }
 
 // MARK: The plain-body scanner agrees with jansson

@@ -92,6 +92,22 @@ def detect(*args, timeout=60, stdin=None):
     return result
 
 
+def start_detect(*args):
+    """`outliers detect --json …` in the background, for tests that act while it runs."""
+    return subprocess.Popen([binary(), "detect", "--json", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_detect(proc, timeout=180):
+    """Waits (never a hang: bounded) and returns the run's summary line."""
+    out, err = proc.communicate(timeout=timeout)
+    lines = out.strip().splitlines()
+    assert lines, f"no summary; stderr: {err[-2000:]}"
+    data = json.loads(lines[-1])
+    assert sum(data["codes"].values()) == data["calls"], data
+    return data
+
+
 def summary(result):
     line = result.stdout.strip().splitlines()[-1]
     data = json.loads(line)
@@ -143,13 +159,10 @@ def test_server_down_is_unavailable_quickly_then_reconnects(servers):
     assert elapsed < 3, f"took {elapsed:.2f} s to report a refused connection"
     # One client process: calls fail fast while the server is down, then succeed once
     # it is up (reconnection with backoff), all in the same channel.
-    proc = subprocess.Popen([binary(), "detect", "--demo", "--server", f"127.0.0.1:{port}",
-                             "--calls", "60", "--rate", "20", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_detect("--demo", "--server", f"127.0.0.1:{port}", "--calls", "60", "--rate", "20")
     time.sleep(0.3)
     servers(port=port)  # up after about a second (Python imports grpc and numpy)
-    out, err = proc.communicate(timeout=120)
-    data = json.loads(out.strip().splitlines()[-1])
+    data = finish_detect(proc)
     assert set(data["codes"]) <= {"OK", "UNAVAILABLE"}, data
     assert data["codes"].get("UNAVAILABLE", 0) > 0, data
     assert data["codes"].get("OK", 0) > 0, data
@@ -157,13 +170,10 @@ def test_server_down_is_unavailable_quickly_then_reconnects(servers):
 
 def test_server_killed_mid_run_every_call_ends_with_a_status(servers):
     server = servers(workers=300)
-    proc = subprocess.Popen([binary(), "detect", "--demo", "--server", server.address,
-                             "--calls", "100000", "--concurrency", "200", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_detect("--demo", "--server", server.address, "--calls", "100000", "--concurrency", "200")
     time.sleep(1.5)
     server.kill()
-    out, err = proc.communicate(timeout=120)  # never a hang
-    data = json.loads(out.strip().splitlines()[-1])
+    data = finish_detect(proc, timeout=120)  # never a hang
     assert data["calls"] == 100000 and sum(data["codes"].values()) == 100000, data
     assert data["codes"].get("OK", 0) > 0, data
     assert data["codes"].get("UNAVAILABLE", 0) > 0, data
@@ -190,13 +200,10 @@ def test_two_backends_one_stopped_calls_keep_succeeding(servers):
     assert data["codes"] == {"OK": 50}, data
     # Stopped in the middle of the run: calls in flight on it may fail, the rest succeed.
     first, second = servers(workers=200), servers(workers=200)
-    proc = subprocess.Popen([binary(), "detect", "--demo", "--server", f"{first.address},{second.address}",
-                             "--calls", "6000", "--concurrency", "8", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_detect("--demo", "--server", f"{first.address},{second.address}", "--calls", "6000", "--concurrency", "8")
     time.sleep(1.0)
     first.kill()
-    out, _ = proc.communicate(timeout=180)
-    data = json.loads(out.strip().splitlines()[-1])
+    data = finish_detect(proc)
     assert set(data["codes"]) <= {"OK", "UNAVAILABLE"}, data
     assert data["codes"].get("UNAVAILABLE", 0) <= 8, f"only the calls in flight may fail: {data}"
     assert data["codes"]["OK"] >= 6000 - 8, data
@@ -205,14 +212,11 @@ def test_two_backends_one_stopped_calls_keep_succeeding(servers):
 def test_goaway_lets_calls_in_flight_finish(servers):
     # grpcio's server.stop(grace) sends GOAWAY and lets calls in flight complete.
     server = servers(delay=1.0, workers=32)
-    proc = subprocess.Popen([binary(), "detect", "--demo", "--server", server.address,
-                             "--calls", "16", "--concurrency", "16", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_detect("--demo", "--server", server.address, "--calls", "16", "--concurrency", "16")
     time.sleep(0.4)
     server.terminate()
-    out, err = proc.communicate(timeout=60)
-    data = json.loads(out.strip().splitlines()[-1])
-    assert data["codes"] == {"OK": 16}, (data, err)
+    data = finish_detect(proc, timeout=60)
+    assert data["codes"] == {"OK": 16}, data
     # New calls after the GOAWAY go to a new connection: to a restarted server.
     server.proc.wait(timeout=30)
     restarted = servers(port=server.port)
@@ -220,7 +224,7 @@ def test_goaway_lets_calls_in_flight_finish(servers):
     assert result.stdout.strip() == "outliers at: [7 113 835]", result.stderr
 
 
-def test_metadata_and_status_messages_from_grpcio(servers):
+def test_no_outliers_prints_an_empty_list(servers):
     server = servers()
     result = detect("--server", server.address, "-", stdin="[1, 2, 3]")
     assert result.returncode == 0 and result.stdout.strip() == "outliers at: []"

@@ -58,7 +58,6 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
     }
 
     var isUsable: Bool { state == .connecting || state == .ready }
-    var activeCallCount: Int { calls.count + pending.count }
 
     // MARK: Connecting
 

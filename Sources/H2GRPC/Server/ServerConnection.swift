@@ -65,8 +65,6 @@ final class ServerConnection: HTTP2Socket, @unchecked Sendable {
         if !isClosed && !hasPendingOutput { close() }
     }
 
-    var activeStreamCount: Int { streams.count }
-
     // MARK: Requests
 
     fileprivate func beginStream(_ id: Int32) {
@@ -422,12 +420,8 @@ private func serverReadBody(session: OpaquePointer?, streamID: Int32, buffer: Un
                             flags: UnsafeMutablePointer<UInt32>?, source: UnsafeMutablePointer<nghttp2_data_source>?,
                             userData: UnsafeMutableRawPointer?) -> Int {
     let connection = ServerConnection.from(userData)
-    guard let buffer, let flags, let stream = connection.streamForBody(streamID) else {
+    guard let buffer, let flags, let stream = connection.stream(streamID) else {
         return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
     }
     return connection.readBody(stream, into: buffer, length: length, flags: flags)
-}
-
-extension ServerConnection {
-    fileprivate func streamForBody(_ id: Int32) -> ServerStream? { stream(id) }
 }
