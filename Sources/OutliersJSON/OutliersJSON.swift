@@ -44,17 +44,27 @@ public enum OutliersJSON {
     /// one pass with no tree; anything else (escapes, non-ASCII, unknown or repeated
     /// keys, numeric strings, malformed input) through jansson, which also gives the
     /// precise error. Both write through `ProtobufMetricWriter`, so they agree.
-    public static func transcodeRequest(_ body: UnsafeRawBufferPointer) throws(JSONCodecError) -> [UInt8] {
-        if let bytes = PlainBodyScanner.transcode(body) { return bytes }
-        return try transcodeWithJansson(body)
+    ///
+    /// A message that would pass `maximumMessageBytes` throws `isMessageTooLarge`, as
+    /// soon as that is known: the plain scanner stops there (memory bounded by the
+    /// limit); the jansson path, which builds its tree first, is bounded by the body.
+    public static func transcodeRequest(_ body: UnsafeRawBufferPointer,
+                                        maximumMessageBytes: Int = .max) throws(JSONCodecError) -> [UInt8] {
+        switch PlainBodyScanner.transcode(body, limit: maximumMessageBytes) {
+        case .message(let bytes): return bytes
+        case .messageTooLarge: throw .messageTooLarge(limit: maximumMessageBytes)
+        case .declined: return try transcodeWithJansson(body, maximumMessageBytes: maximumMessageBytes)
+        }
     }
 
     /// The jansson path of `transcodeRequest`, for every body.
-    static func transcodeWithJansson(_ body: UnsafeRawBufferPointer) throws(JSONCodecError) -> [UInt8] {
-        var writer = ProtobufMetricWriter(capacity: body.count / 2)
+    static func transcodeWithJansson(_ body: UnsafeRawBufferPointer,
+                                     maximumMessageBytes: Int = .max) throws(JSONCodecError) -> [UInt8] {
+        var writer = ProtobufMetricWriter(capacity: body.count / 2, limit: maximumMessageBytes)
         try walk(body) { metric in
             writer.append(time: metric.time, name: metric.name, value: metric.value)
         }
+        if writer.exceeded { throw .messageTooLarge(limit: maximumMessageBytes) }
         return writer.output
     }
 
@@ -389,12 +399,22 @@ public struct JSONCodecError: Error, Equatable, Sendable, CustomStringConvertibl
     public var column: Int?
     public var position: Int?
 
+    /// The body is fine as far as it was read, but its protobuf message would be
+    /// larger than the limit the conversion was given (the gateway answers 413).
+    public var isMessageTooLarge = false
+
     public init(message: String, path: String? = nil, line: Int? = nil, column: Int? = nil, position: Int? = nil) {
         self.message = message
         self.path = path
         self.line = line
         self.column = column
         self.position = position
+    }
+
+    static func messageTooLarge(limit: Int) -> JSONCodecError {
+        var error = JSONCodecError(message: "the request's protobuf message would be larger than \(limit) bytes")
+        error.isMessageTooLarge = true
+        return error
     }
 
     /// A NUL byte at `offset`, told as jansson tells its errors: 1-based line, column

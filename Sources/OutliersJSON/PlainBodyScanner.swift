@@ -13,9 +13,31 @@ import Glibc
 /// else it returns nil and jansson decides, with the precise error when there is
 /// one. So it can only ever answer what jansson would.
 enum PlainBodyScanner {
+    /// What one pass made of a body.
+    enum Outcome {
+        /// The serialized request.
+        case message([UInt8])
+        /// The message passed the limit; the scan stopped there.
+        case messageTooLarge
+        /// Not the plain shape: jansson decides.
+        case declined
+    }
+
     static func transcode(_ body: UnsafeRawBufferPointer) -> [UInt8]? {
+        if case .message(let bytes) = transcode(body, limit: .max) { return bytes }
+        return nil
+    }
+
+    static func transcode(_ body: UnsafeRawBufferPointer, limit: Int) -> Outcome {
+        var writer = ProtobufMetricWriter(capacity: body.count / 2, limit: limit)
+        guard let bytes = scan(body, into: &writer) else {
+            return writer.exceeded ? .messageTooLarge : .declined
+        }
+        return .message(bytes)
+    }
+
+    private static func scan(_ body: UnsafeRawBufferPointer, into writer: inout ProtobufMetricWriter) -> [UInt8]? {
         var scanner = Cursor(body)
-        var writer = ProtobufMetricWriter(capacity: body.count / 2)
         scanner.skipWhitespace()
         switch scanner.peek {
         case UInt8(ascii: "{"):
@@ -131,6 +153,7 @@ enum PlainBodyScanner {
                     guard let value = number() else { return false }
                     writer.append(time: nil, name: nil, value: value)
                 }
+                if writer.exceeded { return false }
                 skipWhitespace()
                 switch peek {
                 case UInt8(ascii: ","): advance()

@@ -1,16 +1,25 @@
 /// Serializes metrics as the repeated field 1 of `pb.OutliersRequest`, byte for byte
 /// as swift-protobuf serializes a `Pb_Metric`: time (field 1) when set, name
 /// (field 2) when not empty, value (field 3) when its bits are not zero.
+///
+/// With a `limit`, the writer stops at the first metric that would take the output
+/// past it and sets `exceeded`: the caller stops converting, so memory is bounded by
+/// the limit, not by the body.
 struct ProtobufMetricWriter {
     private(set) var output: [UInt8] = []
     private var metric: [UInt8] = []
+    let limit: Int
+    /// A metric did not fit under `limit`; nothing more is written.
+    private(set) var exceeded = false
 
-    init(capacity: Int) {
-        output.reserveCapacity(capacity)
+    init(capacity: Int, limit: Int = .max) {
+        self.limit = limit
+        output.reserveCapacity(min(capacity, limit))
         metric.reserveCapacity(64)
     }
 
     mutating func append(time: (seconds: Int64, nanos: Int32)?, name: UnsafeRawBufferPointer?, value: Double) {
+        guard !exceeded else { return }
         metric.removeAll(keepingCapacity: true)
         if let time {
             var length = 0
@@ -35,6 +44,11 @@ struct ProtobufMetricWriter {
         if value.bitPattern != 0 {
             metric.append(0x19)
             withUnsafeBytes(of: value.bitPattern.littleEndian) { metric.append(contentsOf: $0) }
+        }
+        let entryBytes = 1 + Self.varintSize(UInt64(metric.count)) + metric.count
+        guard entryBytes <= limit - output.count else {
+            exceeded = true
+            return
         }
         output.append(0x0A)
         Self.appendVarint(UInt64(metric.count), to: &output)
