@@ -13,15 +13,35 @@ public struct GatewayConfiguration: Sendable {
     public var defaultTimeoutNanoseconds: Int64 = 10_000_000_000
     /// A larger body gets 413, before any of it is parsed.
     public var maximumBodyBytes = 16 * 1024 * 1024
+    /// The largest protobuf message the gateway sends its backend (the backend's
+    /// receive limit, gRPC's default 4 MiB). A body whose message would be larger gets
+    /// 413 while it is converted, so a retry that can never succeed is not invited.
+    public var maximumMessageBytes = 4 * 1024 * 1024
     /// Per-connection memory of libmicrohttpd, which also bounds the request headers.
     public var connectionMemoryLimit = 64 * 1024
-    /// Open connections at most; more are refused.
+    /// Open connections at most; a connection beyond gets 503 at once and is closed.
     public var maximumConnections = 4096
+    /// Open connections from one client address at most, so that one client cannot
+    /// take every connection; beyond it, 503 at once.
+    public var maximumConnectionsPerClient = 1024
     /// A connection idle (or a client sending this slowly) for longer is closed.
     public var idleTimeoutSeconds = 30
+    /// From accepting a connection to the end of the request head: a client that sends
+    /// its head slowly (one byte a second keeps the idle timeout happy) is cut off.
+    public var headerTimeoutSeconds = 10.0
+    /// From the end of the head to the end of the body.
+    public var bodyTimeoutSeconds = 60.0
     /// How long a graceful shutdown waits for requests in flight.
     public var drainTimeoutSeconds = 10.0
     public var client = GRPCClientConfiguration()
 
     public init() {}
+
+    /// The largest protobuf message a body of `bodyBytes` can become: the densest body
+    /// is a bare array of one-digit numbers, `1,` (2 bytes), each an 11-byte Metric
+    /// entry (tag, length, tag and an 8-byte double). `serve` sizes its backend's
+    /// receive limit with this, so that every body the gateway accepts fits.
+    public static func largestMessage(forBodyBytes bodyBytes: Int) -> Int {
+        (bodyBytes / 2 + 1) * 11
+    }
 }

@@ -1,4 +1,5 @@
 import CMicroHTTPD
+import Foundation
 import H2GRPC
 import OutliersJSON
 import OutliersProto
@@ -34,6 +35,16 @@ extension RESTGateway {
     func route(_ state: RequestState, connection: OpaquePointer) {
         // The query string plays no part in routing.
         let path = state.path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        if let length = header(connection, "Content-Length"), let bytes = Int(length) {
+            state.expectedBodyBytes = bytes
+            if bytes > configuration.maximumBodyBytes {
+                // Too large to read and drop: answered at once, and the connection closed.
+                state.response = bodyTooLarge()
+                state.answerBeforeBody = true
+                state.closeAfterResponse = true
+                return
+            }
+        }
         guard let route = Route(rawValue: path) else {
             state.response = errorResponse(.notFound, "no route for \(state.method) \(path)", httpStatus: 404)
             return
@@ -48,10 +59,6 @@ extension RESTGateway {
             return
         }
         guard route == .detect else { return }
-        if let length = header(connection, "Content-Length"), let bytes = Int(length), bytes > configuration.maximumBodyBytes {
-            state.response = bodyTooLarge()
-            return
-        }
         switch Self.bodyFormat(contentType: header(connection, "Content-Type")) {
         case .some(let format): state.format = format
         case .none:
@@ -63,7 +70,8 @@ extension RESTGateway {
         state.wantsProtobuf = Self.acceptsProtobuf(header(connection, "Accept"))
         state.timeoutNanoseconds = configuration.defaultTimeoutNanoseconds
         if let value = header(connection, "Grpc-Timeout") {
-            guard let timeout = GRPCTimeout(header: value) else {
+            // A zero deadline has passed before the call starts: refused like a malformed one.
+            guard let timeout = GRPCTimeout(header: value), timeout.nanoseconds > 0 else {
                 state.response = errorResponse(.invalidArgument, "invalid grpc-timeout: \(value)")
                 return
             }
@@ -71,15 +79,39 @@ extension RESTGateway {
         }
     }
 
+    /// How a body of `contentType` is read: absent is JSON; present but without a
+    /// media type (empty, `;;;`) names nothing the gateway reads.
     static func bodyFormat(contentType: String?) -> BodyFormat? {
         guard let contentType else { return .json }
-        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        let mediaType = contentType.split(separator: ";", omittingEmptySubsequences: false).first
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         switch mediaType {
         // curl -d sends application/x-www-form-urlencoded; the body is JSON all the same.
-        case "", "application/json", "application/x-www-form-urlencoded", "text/json": return .json
+        case "application/json", "application/x-www-form-urlencoded", "text/json": return .json
         case "application/x-protobuf", "application/protobuf", "application/vnd.google.protobuf": return .protobuf
         default: return nil
         }
+    }
+
+    /// A request head whose body length is ambiguous (RFC 9112 §6.3, §5.1): different
+    /// Content-Length values, Content-Length with Transfer-Encoding, or whitespace
+    /// between a field name and its colon (libmicrohttpd keeps `Content-Length ` as a
+    /// name of its own, and the body would be read as the next request).
+    static func framingError(_ connection: OpaquePointer) -> String? {
+        var inspection = HeaderInspection()
+        withUnsafeMutablePointer(to: &inspection) { pointer in
+            _ = MHD_get_connection_values(connection, MHD_ValueKind.HEADER_KIND, inspectHeader, pointer)
+        }
+        if let name = inspection.nameWithWhitespace {
+            return "header field name \"\(name)\" has whitespace before its colon"
+        }
+        if Set(inspection.contentLengths).count > 1 {
+            return "conflicting Content-Length headers: \(inspection.contentLengths.joined(separator: ", "))"
+        }
+        if !inspection.contentLengths.isEmpty && inspection.hasTransferEncoding {
+            return "both Content-Length and Transfer-Encoding are given"
+        }
+        return nil
     }
 
     static func acceptsProtobuf(_ accept: String?) -> Bool {
@@ -109,36 +141,70 @@ extension RESTGateway {
         let request: [UInt8]
         switch state.format {
         case .json:
+            let limit = configuration.maximumMessageBytes
             let result = state.body.withUnsafeBytes { raw in
-                Result { () throws(JSONCodecError) -> [UInt8] in try OutliersJSON.transcodeRequest(raw) }
+                Result { () throws(JSONCodecError) -> [UInt8] in
+                    try OutliersJSON.transcodeRequest(raw, maximumMessageBytes: limit)
+                }
             }
             switch result {
             case .success(let bytes): request = bytes
+            case .failure(let error) where error.isMessageTooLarge:
+                state.response = messageTooLarge(bodyBytes: state.body.count)
+                return
             case .failure(let error):
                 state.response = errorResponse(.invalidArgument, error.description)
                 return
             }
         case .protobuf:
+            guard state.body.count <= configuration.maximumMessageBytes else {
+                state.response = messageTooLarge(bodyBytes: state.body.count)
+                return
+            }
             // Passed through, but checked: a body that is not an OutliersRequest is the
             // client's mistake (400), not the backend's (500).
             if OutliersRequestValues.decode(state.body) == nil {
                 do {
                     _ = try Pb_OutliersRequest(serializedBytes: state.body)
                 } catch {
-                    state.response = errorResponse(.invalidArgument, "body is not a valid protobuf pb.OutliersRequest: \(error)")
+                    state.response = errorResponse(.invalidArgument,
+                        "body is not a valid protobuf pb.OutliersRequest: \(Self.describe(protobufError: error))")
                     return
                 }
             }
             request = state.body
         }
         state.body = []
-        state.waitingForBackend = true
-        let resume = suspend(connection)
+        let resume = suspend(state, connection)
+        let call = state.call
         let wantsProtobuf = state.wantsProtobuf
         let gateway = UncheckedGateway(self)
-        channel.unary(path: Self.detectPath, request: request, metadata: [("x-request-id", state.requestID)],
-                      timeoutNanoseconds: state.timeoutNanoseconds) { result in
-            resume(state, gateway.value.detectResponse(result, wantsProtobuf: wantsProtobuf))
+        let handle = channel.unary(path: Self.detectPath, request: request, metadata: [("x-request-id", state.requestID)],
+                                   timeoutNanoseconds: state.timeoutNanoseconds) { result in
+            resume(gateway.value.detectResponse(result, wantsProtobuf: wantsProtobuf))
+        }
+        call?.started(handle)
+    }
+
+    /// 413 for a body whose protobuf message would pass the backend's receive limit:
+    /// unlike the backend's RESOURCE_EXHAUSTED (429), it says a retry cannot help.
+    func messageTooLarge(bodyBytes: Int) -> HTTPResponse {
+        errorResponse(.resourceExhausted,
+            "request body of \(bodyBytes) bytes makes a protobuf message larger than the backend's limit of \(configuration.maximumMessageBytes) bytes",
+            httpStatus: 413)
+    }
+
+    /// swift-protobuf's decoding errors in words (their Swift names say little to a user).
+    static func describe(protobufError error: Error) -> String {
+        switch error as? BinaryDecodingError {
+        case .truncated?: return "the message ends in the middle of a field"
+        case .trailingGarbage?: return "bytes follow the end of the message"
+        case .malformedProtobuf?: return "the bytes are not a protobuf message"
+        case .invalidUTF8?: return "a string field is not valid UTF-8"
+        case .missingRequiredFields?: return "required fields are missing"
+        case .messageDepthLimit?: return "messages are nested too deeply"
+        case .internalExtensionError?: return "an extension could not be decoded"
+        default: return "it could not be decoded"
         }
     }
 
@@ -163,13 +229,14 @@ extension RESTGateway {
 
     /// Readiness: the backend's grpc.health.v1 Check for the whole server.
     private func healthz(_ state: RequestState, connection: OpaquePointer) {
-        state.waitingForBackend = true
-        let resume = suspend(connection)
+        let resume = suspend(state, connection)
+        let call = state.call
         let gateway = UncheckedGateway(self)
-        channel.unary(path: Self.healthCheckPath, request: [], metadata: [("x-request-id", state.requestID)],
-                      timeoutNanoseconds: min(configuration.defaultTimeoutNanoseconds, 5_000_000_000)) { result in
-            resume(state, gateway.value.healthResponse(result))
+        let handle = channel.unary(path: Self.healthCheckPath, request: [], metadata: [("x-request-id", state.requestID)],
+                                   timeoutNanoseconds: min(configuration.defaultTimeoutNanoseconds, 5_000_000_000)) { result in
+            resume(gateway.value.healthResponse(result))
         }
+        call?.started(handle)
     }
 
     private func healthResponse(_ result: Result<GRPCResponse, RPCError>) -> HTTPResponse {
@@ -206,6 +273,27 @@ extension RESTGateway {
         HTTPResponse(status: httpStatus ?? HTTPStatusTable.httpStatus(for: code),
                      body: OutliersJSON.encodeError(code: code.rawValue, message: message))
     }
+}
+
+/// What `framingError` gathers from the request head.
+struct HeaderInspection {
+    var contentLengths: [String] = []
+    var hasTransferEncoding = false
+    var nameWithWhitespace: String?
+}
+
+private func inspectHeader(cls: UnsafeMutableRawPointer?, kind: MHD_ValueKind, key: UnsafePointer<CChar>?,
+                           value: UnsafePointer<CChar>?) -> MHD_Result {
+    guard let cls, let key else { return MHD_Result.YES }
+    let inspection = cls.assumingMemoryBound(to: HeaderInspection.self)
+    if strcasecmp(key, "Content-Length") == 0 {
+        inspection.pointee.contentLengths.append(value.map { String(cString: $0) } ?? "")
+    } else if strcasecmp(key, "Transfer-Encoding") == 0 {
+        inspection.pointee.hasTransferEncoding = true
+    } else if strchr(key, 0x20) != nil || strchr(key, 0x09) != nil {
+        inspection.pointee.nameWithWhitespace = String(cString: key)
+    }
+    return MHD_Result.YES
 }
 
 struct UncheckedGateway: @unchecked Sendable {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import H2GRPC
 import Logging
 import OutliersService
@@ -33,6 +34,7 @@ struct BackendCommand: ParsableCommand {
 
     func run() throws {
         let logger = logging.makeLogger("outliers.backend")
+        raiseOpenFileLimit(logger: logger)
         let backend = try startBackend(host: host, port: port, threads: threads, maxMessageBytes: maxMessageBytes,
                                        logger: logger)
         logger.info("outliers backend listening", metadata: [
@@ -65,5 +67,16 @@ func startBackend(host: String, port: Int, threads: Int, maxMessageBytes: Int, l
 func validateMaxMessageBytes(_ value: Int) throws {
     guard (1...(1 << 30)).contains(value) else {
         throw ValidationError("--max-message-bytes must be 1...1073741824, not \(value)")
+    }
+}
+
+/// Raises the soft limit on open files to the hard one (as Go's runtime does): a
+/// server holding thousands of connections needs more than the usual 1024.
+func raiseOpenFileLimit(logger: Logger) {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) != 0 {
+        logger.warning("cannot raise the open-files limit", metadata: ["errno": "\(errno)"])
     }
 }

@@ -17,14 +17,35 @@ struct GatewayOptions: ParsableArguments {
     @Option(help: "Close connections idle for this many seconds.")
     var idleTimeout = 30
 
+    @Option(help: "Deadline for a client to send its whole request head, from the connection's start, e.g. 10s.")
+    var headerTimeout = DurationArgument(argument: "10s")!
+
+    @Option(help: "Deadline for a client to send its whole request body, from the end of its head, e.g. 60s.")
+    var bodyTimeout = DurationArgument(argument: "60s")!
+
+    @Option(help: "Open connections at most; more get 503 at once.")
+    var maxConnections = 4096
+
+    @Option(help: "Open connections from one client address at most; more get 503 at once.")
+    var maxConnectionsPerClient = 1024
+
     func validate() throws {
         guard (1...(1 << 30)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must be 1...1073741824") }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be 1...1024, not \(threads)") }
         guard (1...86_400).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be 1...86400 seconds") }
+        guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1...1000000") }
+        guard (1...maxConnections).contains(maxConnectionsPerClient) else {
+            throw ValidationError("--max-connections-per-client must be 1...--max-connections (\(maxConnections))")
+        }
     }
 
-    func configuration(host: String, port: Int, backends: [String]) -> GatewayConfiguration {
+    func configuration(host: String, port: Int, backends: [String], maxMessageBytes: Int) -> GatewayConfiguration {
         var configuration = GatewayConfiguration()
+        configuration.maximumMessageBytes = maxMessageBytes
+        configuration.headerTimeoutSeconds = Double(headerTimeout.nanoseconds) / 1e9
+        configuration.bodyTimeoutSeconds = Double(bodyTimeout.nanoseconds) / 1e9
+        configuration.maximumConnections = maxConnections
+        configuration.maximumConnectionsPerClient = maxConnectionsPerClient
         configuration.host = host
         configuration.port = port
         configuration.backends = backends
@@ -53,11 +74,15 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Backends, HOST:PORT[,HOST:PORT…]; a name resolving to many addresses counts as many.")
     var backend: String
 
+    @Option(help: "Largest protobuf message sent to the backend (its receive limit), in bytes; a body that would make a larger one gets 413.")
+    var maxMessageBytes = 4 * 1024 * 1024
+
     @OptionGroup var gateway: GatewayOptions
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, not \(port)") }
+        try validateMaxMessageBytes(maxMessageBytes)
         for target in backend.split(separator: ",", omittingEmptySubsequences: false) {
             do {
                 try GRPCChannel.validate(target: String(target))
@@ -72,7 +97,9 @@ struct GatewayCommand: ParsableCommand {
         let backends = backend.split(separator: ",").map(String.init)
         let server: RESTGateway
         do {
-            server = try RESTGateway(configuration: gateway.configuration(host: host, port: port, backends: backends),
+            raiseOpenFileLimit(logger: logger)
+            server = try RESTGateway(configuration: gateway.configuration(host: host, port: port, backends: backends,
+                                                                          maxMessageBytes: maxMessageBytes),
                                      logger: logger)
             try server.start()
         } catch {

@@ -22,8 +22,13 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "The gRPC backend's port.")
     var grpcPort = 9999
 
-    @Option(help: "Largest gRPC request message, in bytes.")
-    var maxMessageBytes = 4 * 1024 * 1024
+    @Option(help: "Largest gRPC request message, in bytes (default: the largest message a body of --max-body-bytes can make, so that every body the gateway accepts fits).")
+    var maxMessageBytes: Int?
+
+    /// The backend's receive limit, which the gateway checks while converting too.
+    var messageLimit: Int {
+        maxMessageBytes ?? min(1 << 30, GatewayConfiguration.largestMessage(forBodyBytes: gateway.maxBodyBytes))
+    }
 
     @OptionGroup var gateway: GatewayOptions
     @OptionGroup var logging: LoggingOptions
@@ -31,20 +36,22 @@ struct ServeCommand: ParsableCommand {
     func validate() throws {
         guard (0...65535).contains(httpPort) else { throw ValidationError("--http-port must be 0...65535, not \(httpPort)") }
         guard (0...65535).contains(grpcPort) else { throw ValidationError("--grpc-port must be 0...65535, not \(grpcPort)") }
-        try validateMaxMessageBytes(maxMessageBytes)
+        if let maxMessageBytes { try validateMaxMessageBytes(maxMessageBytes) }
     }
 
     func run() throws {
         let logger = logging.makeLogger("outliers")
+        raiseOpenFileLimit(logger: logger)
         let backend = try startBackend(host: host, port: grpcPort, threads: gateway.threads,
-                                       maxMessageBytes: maxMessageBytes, logger: logger)
+                                       maxMessageBytes: messageLimit, logger: logger)
         let server: RESTGateway
         // The gateway calls the backend on the port actually bound (0 picks one).
         let target = host.contains(":") ? "[\(host)]:\(backend.server.port)" : "\(host):\(backend.server.port)"
         do {
-            var configuration = gateway.configuration(host: host, port: httpPort, backends: [target])
+            var configuration = gateway.configuration(host: host, port: httpPort, backends: [target],
+                                                      maxMessageBytes: messageLimit)
             // Messages up to the backend's limit must fit through the gateway too.
-            configuration.client.maximumReceiveMessageLength = max(configuration.client.maximumReceiveMessageLength, maxMessageBytes)
+            configuration.client.maximumReceiveMessageLength = max(configuration.client.maximumReceiveMessageLength, messageLimit)
             server = try RESTGateway(configuration: configuration, logger: logger)
             try server.start()
         } catch {

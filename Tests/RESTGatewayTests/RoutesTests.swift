@@ -1,5 +1,6 @@
 import Foundation
 import H2GRPC
+import OutliersJSON
 import Testing
 @testable import RESTGateway
 
@@ -18,13 +19,15 @@ import Testing
 @Test func contentTypesMapToBodyFormats() {
     #expect(RESTGateway.bodyFormat(contentType: nil) == .json)
     for json in ["application/json", "application/json; charset=utf-8", "Application/JSON",
-                 "application/x-www-form-urlencoded", ""] {
+                 "application/x-www-form-urlencoded"] {
         #expect(RESTGateway.bodyFormat(contentType: json) == .json, "\(json)")
     }
     for binary in ["application/x-protobuf", "application/protobuf", "application/x-protobuf; messageType=pb.OutliersRequest"] {
         #expect(RESTGateway.bodyFormat(contentType: binary) == .protobuf, "\(binary)")
     }
-    for refused in ["text/plain", "application/xml", "multipart/form-data; boundary=x", "application/grpc"] {
+    // A header that is there but names no media type is refused, not read as JSON.
+    for refused in ["text/plain", "application/xml", "multipart/form-data; boundary=x", "application/grpc",
+                    "", ";;;", " ; charset=utf-8"] {
         #expect(RESTGateway.bodyFormat(contentType: refused) == nil, "\(refused)")
     }
 }
@@ -44,4 +47,30 @@ import Testing
     // Run scripts/embed-openapi after editing openapi.yaml.
     #expect(OpenAPISpec.yaml == file)
     #expect(file.hasPrefix("openapi: 3.1"))
+}
+
+@Test func requestIDsMustBeValidMetadata() {
+    for good in ["a", "client-42 (retry 1)", String(repeating: "x", count: 200), "~!@#$%^&*()"] {
+        #expect(RESTGateway.validRequestID(good) == good, "\(good)")
+    }
+    for bad in ["", String(repeating: "x", count: 201), "ab\u{01}cd", "tab\there", "caf\u{e9}", "line\nbreak", "\u{7f}"] {
+        #expect(RESTGateway.validRequestID(bad) == nil, "\(bad.debugDescription)")
+    }
+}
+
+/// `serve` sizes its backend's limit with `largestMessage`: it must bound the densest
+/// bodies there are (bare one-digit numbers, NaN strings, empty objects).
+@Test func largestMessageBoundsTheDensestBodies() throws {
+    for count in [1, 2, 10, 1000, 100_000] {
+        for element in ["1", "9", "\"NaN\"", "{}", "{\"value\":1}", "0", "-1"] {
+            let body = Array(("[" + Array(repeating: element, count: count).joined(separator: ",") + "]").utf8)
+            let message = try body.withUnsafeBytes { raw in try OutliersJSON.transcodeRequest(raw) }
+            #expect(message.count <= GatewayConfiguration.largestMessage(forBodyBytes: body.count),
+                    "\(count) × \(element): \(message.count) bytes from \(body.count)")
+        }
+    }
+    // And it is tight: one-digit numbers come within 12 bytes of it.
+    let dense = Array(("[" + Array(repeating: "1", count: 1000).joined(separator: ",") + "]").utf8)
+    let message = try dense.withUnsafeBytes { raw in try OutliersJSON.transcodeRequest(raw) }
+    #expect(GatewayConfiguration.largestMessage(forBodyBytes: dense.count) - message.count <= 12)
 }
