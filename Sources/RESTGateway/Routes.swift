@@ -93,8 +93,9 @@ extension RESTGateway {
         }
     }
 
-    /// A request head whose body length is ambiguous (RFC 9112 §6.3, §5.1): different
-    /// Content-Length values, Content-Length with Transfer-Encoding, or whitespace
+    /// A request head whose body length is ambiguous (RFC 9112 §6.3, §6.1, §5.1): different
+    /// Content-Length values, Content-Length with Transfer-Encoding, a Transfer-Encoding
+    /// that does not end in chunked, or whitespace
     /// between a field name and its colon (libmicrohttpd keeps `Content-Length ` as a
     /// name of its own, and the body would be read as the next request).
     static func framingError(_ connection: OpaquePointer) -> String? {
@@ -108,8 +109,14 @@ extension RESTGateway {
         if Set(inspection.contentLengths).count > 1 {
             return "conflicting Content-Length headers: \(inspection.contentLengths.joined(separator: ", "))"
         }
-        if !inspection.contentLengths.isEmpty && inspection.hasTransferEncoding {
+        if !inspection.contentLengths.isEmpty && !inspection.transferEncodings.isEmpty {
             return "both Content-Length and Transfer-Encoding are given"
+        }
+        // §6.1: a body whose last coding is not chunked has no length the server can find.
+        let codings = inspection.transferEncodings.joined(separator: ",").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if let last = codings.last, last != "chunked" {
+            return "Transfer-Encoding \"\(inspection.transferEncodings.joined(separator: ", "))\" does not end in chunked"
         }
         return nil
     }
@@ -278,7 +285,7 @@ extension RESTGateway {
 /// What `framingError` gathers from the request head.
 struct HeaderInspection {
     var contentLengths: [String] = []
-    var hasTransferEncoding = false
+    var transferEncodings: [String] = []
     var nameWithWhitespace: String?
 }
 
@@ -289,7 +296,7 @@ private func inspectHeader(cls: UnsafeMutableRawPointer?, kind: MHD_ValueKind, k
     if strcasecmp(key, "Content-Length") == 0 {
         inspection.pointee.contentLengths.append(value.map { String(cString: $0) } ?? "")
     } else if strcasecmp(key, "Transfer-Encoding") == 0 {
-        inspection.pointee.hasTransferEncoding = true
+        inspection.pointee.transferEncodings.append(value.map { String(cString: $0) } ?? "")
     } else if strchr(key, 0x20) != nil || strchr(key, 0x09) != nil {
         inspection.pointee.nameWithWhitespace = String(cString: key)
     }
