@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import free_port
+from conftest import record_measurement
 
 ARTICLE = b"[1, 2, 100, 1, 3, 200, 1]"
 ARTICLE_ANSWER = b'{"indices":[5]}'
@@ -200,6 +200,9 @@ def test_4200_slow_connections_from_one_address_do_not_lock_out_another(procs):
             waiting = still
             time.sleep(0.05)
         waiting = len(waiting)
+        record_measurement(f"4,200 slow connections from 127.0.0.1: a client from 127.0.0.2 served in "
+                           f"{elapsed * 1000:.1f} ms; held {waiting}, refused {answered} with a 503 body "
+                           f"and {closed} by a close")
         assert waiting == 1024, f"{waiting} connections held (the per-client limit is 1024)"
         assert answered + closed == 4200 - 1024
         assert answered > (4200 - 1024) * 0.8, f"only {answered} of the refused connections read their 503"
@@ -336,6 +339,8 @@ def test_a_16_mib_body_is_refused_without_building_its_message(procs):
     elapsed = time.monotonic() - started
     assert response.status == 413, response
     grown_mib = (peak_kib() - before) / 1024
+    record_measurement(f"16 MiB body of `1,` to a gateway with a 4 MiB message limit: 413 in "
+                       f"{elapsed * 1000:.0f} ms, peak memory +{grown_mib:.0f} MiB")
     # The body itself (16 MiB) is held; the message stops at 4 MiB.
     assert grown_mib < 48, f"peak memory grew by {grown_mib:.0f} MiB"
     assert elapsed < 5, f"took {elapsed:.1f} s"
