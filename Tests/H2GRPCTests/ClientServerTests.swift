@@ -270,8 +270,8 @@ private func offload(_ work: @escaping @Sendable () -> Void) async {
     let backoff = GRPCClientConfiguration.Backoff()
     #expect(backoff.delay(afterFailures: 1, random: 0) == 0.1)
     #expect(abs(backoff.delay(afterFailures: 2, random: 0) - 0.16) < 1e-9)
-    #expect(backoff.delay(afterFailures: 50, random: 0) == 5)
-    #expect(backoff.delay(afterFailures: 50, random: 1) == 6)
+    #expect(backoff.delay(afterFailures: 50, random: 0) == 0.5)
+    #expect(abs(backoff.delay(afterFailures: 50, random: 1) - 0.6) < 1e-9)
     #expect(abs(backoff.delay(afterFailures: 1, random: -1) - 0.08) < 1e-9)
 }
 
