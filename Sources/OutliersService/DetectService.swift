@@ -6,7 +6,6 @@ import SwiftProtobuf
 /// `/pb.Outliers/Detect`: the article's service, through `Detection`.
 public struct DetectService: Sendable {
     public static let serviceName = "pb.Outliers"
-    public static let detectPath = "/pb.Outliers/Detect"
 
     public let detector: OutlierDetector
 
@@ -16,7 +15,7 @@ public struct DetectService: Sendable {
 
     public var handlers: [String: RPCHandler] {
         let detector = self.detector
-        return [Self.detectPath: .unary { request, _ throws(GRPCStatus) in
+        return [MethodPath.detect: .unary { request, _ throws(GRPCStatus) in
             try Self.detect(request, detector: detector)
         }]
     }

@@ -45,14 +45,14 @@ public final class HealthService: Sendable {
 
     public var handlers: [String: RPCHandler] {
         [
-            "/grpc.health.v1.Health/Check": .unary { [self] request, _ throws(GRPCStatus) in
+            MethodPath.healthCheck: .unary { [self] request, _ throws(GRPCStatus) in
                 let service = try Self.serviceName(in: request)
                 guard let status = state.withLock({ $0.statuses[service] }) else {
                     throw GRPCStatus(.notFound, "unknown service \"\(service)\"")
                 }
                 return Self.response(status)
             },
-            "/grpc.health.v1.Health/Watch": .streaming { [self] _, writer in
+            MethodPath.healthWatch: .streaming { [self] _, writer in
                 WatchObserver(health: self, writer: writer)
             },
         ]

@@ -63,8 +63,8 @@ public final class ReflectionService: Sendable {
     public var handlers: [String: RPCHandler] {
         let handler = RPCHandler.streaming { [self] _, writer in ReflectionObserver(reflection: self, writer: writer) }
         return [
-            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": handler,
-            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": handler,
+            MethodPath.reflectionV1: handler,
+            MethodPath.reflectionV1Alpha: handler,
         ]
     }
 

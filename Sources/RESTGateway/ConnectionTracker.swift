@@ -70,6 +70,7 @@ final class ConnectionTracker: Sendable {
     private let epollFD: Int32
     private let wakeFD: Int32
     private let running = Atomic<Bool>(true)
+    private let watchdogStarted = Atomic<Bool>(false)
     private let watchdogFinished = DispatchSemaphore(value: 0)
     let cutoffs = Atomic<Int>(0)
 
@@ -203,6 +204,7 @@ final class ConnectionTracker: Sendable {
 
     /// Runs deadlines and hang-ups until `stop`, on a thread of its own.
     func startWatchdog() {
+        guard !watchdogStarted.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let thread = Thread { [self] in
             watch()
             watchdogFinished.signal()
@@ -211,12 +213,15 @@ final class ConnectionTracker: Sendable {
         thread.start()
     }
 
+    /// Stops the watchdog (if it ran) and closes the tracker's descriptors; once only.
     func stop() {
-        running.store(false, ordering: .releasing)
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
-        // The watchdog uses the descriptors until it returns.
-        watchdogFinished.wait()
+        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        if watchdogStarted.load(ordering: .acquiring) {
+            var one: UInt64 = 1
+            _ = write(wakeFD, &one, 8)
+            // The watchdog uses the descriptors until it returns.
+            watchdogFinished.wait()
+        }
         let leftovers = state.withLock { state -> [Int32] in
             defer { state.closing.removeAll() }
             return state.closing.map(\.fd)

@@ -76,7 +76,7 @@ struct DetectCommand: ParsableCommand {
         }
         let outcome = Outcome()
         let done = DispatchSemaphore(value: 0)
-        channel.unary(path: DetectService.detectPath, request: try request.serializedBytes(),
+        channel.unary(path: MethodPath.detect, request: try request.serializedBytes(),
                       timeoutNanoseconds: timeout.nanoseconds) { result in
             outcome.result = result
             done.signal()
@@ -140,7 +140,7 @@ extension DetectCommand {
             slots.wait()
             all.enter()
             let callStarted = MonotonicClock.now()
-            channel.unary(path: DetectService.detectPath, request: request, timeoutNanoseconds: timeout.nanoseconds) { result in
+            channel.unary(path: MethodPath.detect, request: request, timeoutNanoseconds: timeout.nanoseconds) { result in
                 let code: String
                 switch result {
                 case .success: code = "OK"

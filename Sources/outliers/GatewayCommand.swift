@@ -95,10 +95,10 @@ struct GatewayCommand: ParsableCommand {
     func run() throws {
         let logger = logging.makeLogger("outliers.gateway")
         let backends = backend.split(separator: ",").map(String.init)
-        let server: RESTGateway
+        let server: Gateway
         do {
             raiseOpenFileLimit(logger: logger)
-            server = try RESTGateway(configuration: gateway.configuration(host: host, port: port, backends: backends,
+            server = try Gateway(configuration: gateway.configuration(host: host, port: port, backends: backends,
                                                                           maxMessageBytes: maxMessageBytes),
                                      logger: logger)
             try server.start()

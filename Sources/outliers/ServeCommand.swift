@@ -44,7 +44,7 @@ struct ServeCommand: ParsableCommand {
         raiseOpenFileLimit(logger: logger)
         let backend = try startBackend(host: host, port: grpcPort, threads: gateway.threads,
                                        maxMessageBytes: messageLimit, logger: logger)
-        let server: RESTGateway
+        let server: Gateway
         // The gateway calls the backend on the port actually bound (0 picks one).
         let target = host.contains(":") ? "[\(host)]:\(backend.server.port)" : "\(host):\(backend.server.port)"
         do {
@@ -52,7 +52,7 @@ struct ServeCommand: ParsableCommand {
                                                       maxMessageBytes: messageLimit)
             // Messages up to the backend's limit must fit through the gateway too.
             configuration.client.maximumReceiveMessageLength = max(configuration.client.maximumReceiveMessageLength, messageLimit)
-            server = try RESTGateway(configuration: configuration, logger: logger)
+            server = try Gateway(configuration: configuration, logger: logger)
             try server.start()
         } catch {
             logger.error("cannot start the gateway", metadata: ["cause": "\(error)"])

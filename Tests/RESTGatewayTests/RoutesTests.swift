@@ -12,32 +12,32 @@ import Testing
         (.internalError, 500), (.unavailable, 503), (.dataLoss, 500), (.unauthenticated, 401),
     ]
     #expect(expected.count == GRPCStatus.Code.allKnown.count)
-    for (code, status) in expected { #expect(HTTPStatusTable.httpStatus(for: code) == status, "\(code)") }
-    #expect(HTTPStatusTable.httpStatus(for: GRPCStatus.Code(rawValue: 99)) == 500)
+    for (code, status) in expected { #expect(code.httpStatus == status, "\(code)") }
+    #expect(GRPCStatus.Code(rawValue: 99).httpStatus == 500)
 }
 
 @Test func contentTypesMapToBodyFormats() {
-    #expect(RESTGateway.bodyFormat(contentType: nil) == .json)
+    #expect(Gateway.bodyFormat(contentType: nil) == .json)
     for json in ["application/json", "application/json; charset=utf-8", "Application/JSON",
                  "application/x-www-form-urlencoded"] {
-        #expect(RESTGateway.bodyFormat(contentType: json) == .json, "\(json)")
+        #expect(Gateway.bodyFormat(contentType: json) == .json, "\(json)")
     }
     for binary in ["application/x-protobuf", "application/protobuf", "application/x-protobuf; messageType=pb.OutliersRequest"] {
-        #expect(RESTGateway.bodyFormat(contentType: binary) == .protobuf, "\(binary)")
+        #expect(Gateway.bodyFormat(contentType: binary) == .protobuf, "\(binary)")
     }
     // A header that is there but names no media type is refused, not read as JSON.
     for refused in ["text/plain", "application/xml", "multipart/form-data; boundary=x", "application/grpc",
                     "", ";;;", " ; charset=utf-8"] {
-        #expect(RESTGateway.bodyFormat(contentType: refused) == nil, "\(refused)")
+        #expect(Gateway.bodyFormat(contentType: refused) == nil, "\(refused)")
     }
 }
 
 @Test func acceptPicksProtobufOnlyWhenAsked() {
-    #expect(!RESTGateway.acceptsProtobuf(nil))
-    #expect(!RESTGateway.acceptsProtobuf("*/*"))
-    #expect(!RESTGateway.acceptsProtobuf("application/json"))
-    #expect(RESTGateway.acceptsProtobuf("application/x-protobuf"))
-    #expect(RESTGateway.acceptsProtobuf("application/json;q=0.5, application/x-protobuf"))
+    #expect(!Gateway.acceptsProtobuf(nil))
+    #expect(!Gateway.acceptsProtobuf("*/*"))
+    #expect(!Gateway.acceptsProtobuf("application/json"))
+    #expect(Gateway.acceptsProtobuf("application/x-protobuf"))
+    #expect(Gateway.acceptsProtobuf("application/json;q=0.5, application/x-protobuf"))
 }
 
 @Test func servedSpecIsTheRepositoryFile() throws {
@@ -51,10 +51,10 @@ import Testing
 
 @Test func requestIDsMustBeValidMetadata() {
     for good in ["a", "client-42 (retry 1)", String(repeating: "x", count: 200), "~!@#$%^&*()"] {
-        #expect(RESTGateway.validRequestID(good) == good, "\(good)")
+        #expect(Gateway.validRequestID(good) == good, "\(good)")
     }
     for bad in ["", String(repeating: "x", count: 201), "ab\u{01}cd", "tab\there", "caf\u{e9}", "line\nbreak", "\u{7f}"] {
-        #expect(RESTGateway.validRequestID(bad) == nil, "\(bad.debugDescription)")
+        #expect(Gateway.validRequestID(bad) == nil, "\(bad.debugDescription)")
     }
 }
 

@@ -1,10 +1,10 @@
 import H2GRPC
 
-/// grpc-gateway v2's `HTTPStatusFromCode`, the one table from gRPC status to HTTP
-/// status. FAILED_PRECONDITION is 400, not 412, deliberately (as there).
-enum HTTPStatusTable {
-    static func httpStatus(for code: GRPCStatus.Code) -> Int {
-        switch code {
+extension GRPCStatus.Code {
+    /// grpc-gateway v2's `HTTPStatusFromCode`, the one table from gRPC status to HTTP
+    /// status. FAILED_PRECONDITION is 400, not 412, deliberately (as there).
+    var httpStatus: Int {
+        switch self {
         case .ok: return 200
         case .cancelled: return 499
         case .invalidArgument, .failedPrecondition, .outOfRange: return 400

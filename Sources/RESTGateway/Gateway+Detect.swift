@@ -1,0 +1,96 @@
+import H2GRPC
+import OutliersJSON
+import OutliersProto
+import SwiftProtobuf
+
+extension Gateway {
+    func detect(_ state: RequestState, connection: OpaquePointer) {
+        let request: [UInt8]
+        switch state.format {
+        case .json:
+            let limit = configuration.maximumMessageBytes
+            let result = state.body.withUnsafeBytes { raw in
+                Result { () throws(JSONCodecError) -> [UInt8] in
+                    try OutliersJSON.transcodeRequest(raw, maximumMessageBytes: limit)
+                }
+            }
+            switch result {
+            case .success(let bytes): request = bytes
+            case .failure(let error) where error.isMessageTooLarge:
+                state.response = messageTooLarge(bodyBytes: state.body.count)
+                return
+            case .failure(let error):
+                state.response = errorResponse(.invalidArgument, error.description)
+                return
+            }
+        case .protobuf:
+            guard state.body.count <= configuration.maximumMessageBytes else {
+                state.response = messageTooLarge(bodyBytes: state.body.count)
+                return
+            }
+            // Passed through, but checked: a body that is not an OutliersRequest is the
+            // client's mistake (400), not the backend's (500).
+            if OutliersRequestValues.decode(state.body) == nil {
+                do {
+                    _ = try Pb_OutliersRequest(serializedBytes: state.body)
+                } catch {
+                    state.response = errorResponse(.invalidArgument,
+                        "body is not a valid protobuf pb.OutliersRequest: \(Self.describe(protobufError: error))")
+                    return
+                }
+            }
+            request = state.body
+        }
+        state.body = []
+        let resume = suspend(state, connection)
+        let call = state.call
+        let wantsProtobuf = state.wantsProtobuf
+        let handle = channel.unary(path: MethodPath.detect, request: request, metadata: [("x-request-id", state.requestID)],
+                                   timeoutNanoseconds: state.timeoutNanoseconds) { result in
+            resume(self.detectResponse(result, wantsProtobuf: wantsProtobuf))
+        }
+        call?.started(handle)
+    }
+
+    /// 413 for a body whose protobuf message would pass the backend's receive limit:
+    /// unlike the backend's RESOURCE_EXHAUSTED (429), it says a retry cannot help.
+    func messageTooLarge(bodyBytes: Int) -> HTTPResponse {
+        errorResponse(.resourceExhausted,
+            "request body of \(bodyBytes) bytes makes a protobuf message larger than the backend's limit of \(configuration.maximumMessageBytes) bytes",
+            httpStatus: 413)
+    }
+
+    /// swift-protobuf's decoding errors in words (their Swift names say little to a user).
+    static func describe(protobufError error: Error) -> String {
+        switch error as? BinaryDecodingError {
+        case .truncated?: return "the message ends in the middle of a field"
+        case .trailingGarbage?: return "bytes follow the end of the message"
+        case .malformedProtobuf?: return "the bytes are not a protobuf message"
+        case .invalidUTF8?: return "a string field is not valid UTF-8"
+        case .missingRequiredFields?: return "required fields are missing"
+        case .messageDepthLimit?: return "messages are nested too deeply"
+        case .internalExtensionError?: return "an extension could not be decoded"
+        default: return "it could not be decoded"
+        }
+    }
+
+    private func detectResponse(_ result: Result<GRPCResponse, RPCError>, wantsProtobuf: Bool) -> HTTPResponse {
+        switch result {
+        case .success(let response):
+            if wantsProtobuf {
+                return HTTPResponse(status: 200, body: response.message, contentType: "application/x-protobuf")
+            }
+            do {
+                let answer = try Pb_OutliersResponse(serializedBytes: response.message)
+                return HTTPResponse(status: 200, body: OutliersJSON.encodeResponse(answer))
+            } catch {
+                metrics.upstreamError(.internalError)
+                return errorResponse(.internalError, "the backend's answer is not a pb.OutliersResponse: \(error)")
+            }
+        case .failure(let error):
+            metrics.upstreamError(error.code)
+            return errorResponse(error.code, error.status.message)
+        }
+    }
+
+}

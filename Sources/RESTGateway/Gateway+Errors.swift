@@ -1,0 +1,16 @@
+import H2GRPC
+import OutliersJSON
+
+extension Gateway {
+
+    func bodyTooLarge() -> HTTPResponse {
+        errorResponse(.resourceExhausted, "request body larger than \(configuration.maximumBodyBytes) bytes", httpStatus: 413)
+    }
+
+    /// The grpc-gateway v2 error body with the status of the one table (or a
+    /// routing status where the HTTP layer decides: 404, 405, 413, 415).
+    func errorResponse(_ code: GRPCStatus.Code, _ message: String, httpStatus: Int? = nil) -> HTTPResponse {
+        HTTPResponse(status: httpStatus ?? code.httpStatus,
+                     body: OutliersJSON.encodeError(code: code.rawValue, message: message))
+    }
+}

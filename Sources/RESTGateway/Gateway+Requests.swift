@@ -1,0 +1,216 @@
+import CMicroHTTPD
+import Foundation
+import H2GRPC
+import Logging
+
+/// The life of one request in libmicrohttpd's callbacks: head, body, answer (at once
+/// or after the backend, the connection suspended meanwhile), completion.
+extension Gateway {
+    fileprivate func begin(_ connection: OpaquePointer, url: String, method: String) -> RequestState {
+        inFlight.increment()
+        metrics.inFlight.increment()
+        let state = RequestState(method: method, path: url, started: MonotonicClock.now())
+        if let context = outliers_mhd_socket_context(connection) {
+            let id = UInt64(UInt(bitPattern: context))
+            state.connectionID = id
+            connections.headReceived(id: id)
+        }
+        state.requestID = header(connection, "X-Request-Id").flatMap(Self.validRequestID) ?? Self.makeRequestID()
+        if let framingError = Self.framingError(connection) {
+            // RFC 9112 §6.3: the body's length is in doubt, so the connection cannot be
+            // read on (request smuggling); answer and close.
+            state.response = errorResponse(.invalidArgument, framingError)
+            state.answerBeforeBody = true
+            state.closeAfterResponse = true
+            return state
+        }
+        route(state, connection: connection)
+        if state.response != nil, header(connection, "Expect")?.lowercased() == "100-continue" {
+            // The client waits for a go-ahead before sending its body: answer instead.
+            state.answerBeforeBody = true
+        }
+        return state
+    }
+
+    /// An `X-Request-Id` the gateway forwards: 1 to 200 characters of printable ASCII,
+    /// what gRPC metadata may carry (a control byte would make the backend reset the
+    /// stream). Anything else is replaced by a generated id, never forwarded or echoed.
+    static func validRequestID(_ value: String) -> String? {
+        let bytes = value.utf8
+        guard (1...200).contains(bytes.count), bytes.allSatisfy({ (0x20...0x7E).contains($0) }) else { return nil }
+        return value
+    }
+
+    /// One body chunk; the limit is enforced while streaming, before parsing. A body
+    /// that is only read to be discarded (after an early error) counts against it too.
+    fileprivate func receive(_ state: RequestState, _ chunk: UnsafeRawBufferPointer) {
+        state.receivedBytes += chunk.count
+        if state.receivedBytes > configuration.maximumBodyBytes {
+            if !state.bodyTooLarge {
+                state.bodyTooLarge = true
+                state.response = bodyTooLarge()
+                // The rest of the body is read and dropped; the connection is not reused.
+                state.closeAfterResponse = true
+                state.body = []
+            }
+            return
+        }
+        guard state.response == nil else { return }
+        if state.body.isEmpty, let expected = state.expectedBodyBytes {
+            state.body.reserveCapacity(min(expected, configuration.maximumBodyBytes))
+        }
+        state.body.append(contentsOf: chunk)
+    }
+
+    /// The body is complete: answer now, or suspend and answer from the backend's completion.
+    fileprivate func finishUpload(_ state: RequestState, connection: OpaquePointer) {
+        if let id = state.connectionID { connections.bodyReceived(id: id) }
+        guard state.response == nil else { return }
+        dispatch(state, connection: connection)
+    }
+
+    fileprivate func completed(_ state: RequestState, termination: MHD_RequestTerminationCode) {
+        inFlight.decrement()
+        metrics.inFlight.decrement()
+        var status = state.sentStatus ?? 0
+        if state.call?.clientWentAway == true {
+            status = 499  // nginx's "client closed request", as grpc-gateway counts CANCELLED
+        } else if termination != MHD_RequestTerminationCode.REQUEST_TERMINATED_COMPLETED_OK && state.sentStatus == nil {
+            let cutOff = state.connectionID.flatMap { connections.cutoff(id: $0) } != nil
+            status = cutOff || termination == MHD_RequestTerminationCode.REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499
+        }
+        if let id = state.connectionID { connections.requestCompleted(id: id) }
+        metrics.record(route: state.routeLabel, status: status, nanoseconds: MonotonicClock.now() - state.started)
+    }
+
+    /// Suspends the connection while a backend call runs. The returned function hands
+    /// back the response from any thread; until then a client hang-up cancels the call.
+    func suspend(_ state: RequestState, _ connection: OpaquePointer) -> @Sendable (HTTPResponse) -> Void {
+        let call = PendingCall()
+        state.call = call
+        state.waitingForBackend = true
+        MHD_suspend_connection(connection)
+        let box = UncheckedConnection(connection)
+        let tracker = connections
+        let id = state.connectionID
+        if let id { tracker.watchHangup(id: id) { call.clientHungUp() } }
+        let unchecked = UncheckedRequestState(state)
+        return { response in
+            if let id { tracker.unwatchHangup(id: id) }
+            unchecked.value.response = response
+            MHD_resume_connection(box.pointer)
+        }
+    }
+
+    func header(_ connection: OpaquePointer, _ name: String) -> String? {
+        MHD_lookup_connection_value(connection, MHD_ValueKind.HEADER_KIND, name).map { String(cString: $0) }
+    }
+
+    private static func makeRequestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let high = generator.next() as UInt64, low = generator.next() as UInt64
+        return String(format: "%016llx%016llx", high, low)
+    }
+
+    fileprivate func queue(_ response: HTTPResponse, for state: RequestState, on connection: OpaquePointer) -> MHD_Result {
+        let reply = response.body.withUnsafeBytes { raw in
+            MHD_create_response_from_buffer(raw.count, UnsafeMutableRawPointer(mutating: raw.baseAddress),
+                                            MHD_ResponseMemoryMode.RESPMEM_MUST_COPY)
+        }
+        guard let reply else { return MHD_Result.NO }
+        MHD_add_response_header(reply, "Content-Type", response.contentType)
+        MHD_add_response_header(reply, "X-Request-Id", state.requestID)
+        for (name, value) in response.headers { MHD_add_response_header(reply, name, value) }
+        if state.closeAfterResponse || draining.load(ordering: .relaxed) {
+            MHD_add_response_header(reply, "Connection", "close")
+        }
+        state.sentStatus = response.status
+        let result = MHD_queue_response(connection, UInt32(response.status), reply)
+        MHD_destroy_response(reply)
+        return result
+    }
+}
+
+// MARK: libmicrohttpd callbacks (no captures: the gateway travels in `cls`)
+
+func accessHandler(cls: UnsafeMutableRawPointer?, connection: OpaquePointer?, url: UnsafePointer<CChar>?,
+                           method: UnsafePointer<CChar>?, version: UnsafePointer<CChar>?,
+                           uploadData: UnsafePointer<CChar>?, uploadDataSize: UnsafeMutablePointer<Int>?,
+                           requestContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> MHD_Result {
+    guard let cls, let connection, let requestContext, let uploadDataSize else { return MHD_Result.NO }
+    let gateway = Unmanaged<Gateway>.fromOpaque(cls).takeUnretainedValue()
+    guard let context = requestContext.pointee else {
+        // First call: headers only. Route now; an early error (404, 405, 415, a bad
+        // header) is answered once the body has been read and dropped, so that the
+        // connection stays usable; a body too large to read, or a framing error, at once.
+        let state = gateway.begin(connection, url: url.map { String(cString: $0) } ?? "/",
+                                  method: method.map { String(cString: $0) } ?? "")
+        requestContext.pointee = Unmanaged.passRetained(state).toOpaque()
+        if state.answerBeforeBody, let early = state.response {
+            return gateway.queue(early, for: state, on: connection)
+        }
+        return MHD_Result.YES
+    }
+    let state = Unmanaged<RequestState>.fromOpaque(context).takeUnretainedValue()
+    if uploadDataSize.pointee > 0 {
+        if let uploadData {
+            gateway.receive(state, UnsafeRawBufferPointer(start: uploadData, count: uploadDataSize.pointee))
+        }
+        uploadDataSize.pointee = 0
+        return MHD_Result.YES
+    }
+    guard !state.waitingForBackend else {
+        // Resumed: the backend's completion has set the response.
+        guard let response = state.response else { return MHD_Result.YES }
+        return gateway.queue(response, for: state, on: connection)
+    }
+    gateway.finishUpload(state, connection: connection)
+    // While the backend works, its completion owns `state.response` until it resumes us.
+    if !state.waitingForBackend, let response = state.response {
+        return gateway.queue(response, for: state, on: connection)
+    }
+    return MHD_Result.YES
+}
+
+func requestCompleted(cls: UnsafeMutableRawPointer?, connection: OpaquePointer?,
+                              requestContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+                              termination: MHD_RequestTerminationCode) {
+    guard let cls, let context = requestContext?.pointee else { return }
+    let gateway = Unmanaged<Gateway>.fromOpaque(cls).takeUnretainedValue()
+    let state = Unmanaged<RequestState>.fromOpaque(context).takeRetainedValue()
+    requestContext?.pointee = nil
+    gateway.completed(state, termination: termination)
+}
+
+/// libmicrohttpd took a connection from the acceptor, or is about to close one: the
+/// tracker's id rides in the socket context.
+func connectionChanged(cls: UnsafeMutableRawPointer?, connection: OpaquePointer?,
+                               socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+                               notice: MHD_ConnectionNotificationCode) {
+    guard let cls, let connection, let socketContext else { return }
+    let gateway = Unmanaged<Gateway>.fromOpaque(cls).takeUnretainedValue()
+    let tracker = gateway.connections
+    switch notice {
+    case .CONNECTION_NOTIFY_STARTED:
+        let fd = outliers_mhd_connection_fd(connection)
+        if let id = tracker.started(fd: fd) { socketContext.pointee = UnsafeMutableRawPointer(bitPattern: UInt(id)) }
+    case .CONNECTION_NOTIFY_CLOSED:
+        if let context = socketContext.pointee { tracker.closed(id: UInt64(UInt(bitPattern: context))) }
+        socketContext.pointee = nil
+    default:
+        break
+    }
+}
+
+/// libmicrohttpd's own messages, to swift-log at debug level, a few a second at most.
+func libmicrohttpdMessage(cls: UnsafeMutableRawPointer?, format: UnsafePointer<CChar>?, arguments: CVaListPointer?) {
+    guard let cls, let format, let arguments else { return }
+    let gateway = Unmanaged<Gateway>.fromOpaque(cls).takeUnretainedValue()
+    guard gateway.logger.logLevel <= .debug, let suppressed = gateway.libraryMessages.admit() else { return }
+    var buffer = [CChar](repeating: 0, count: 512)
+    _ = vsnprintf(&buffer, buffer.count, format, arguments)
+    let text = String(cString: buffer).trimmingCharacters(in: .whitespacesAndNewlines)
+    var metadata: Logger.Metadata = [:]
+    if suppressed > 0 { metadata["suppressed-before"] = "\(suppressed)" }
+    gateway.logger.debug("libmicrohttpd: \(text)", metadata: metadata)
+}

@@ -1,0 +1,86 @@
+import CMicroHTTPD
+import H2GRPC
+import Synchronization
+
+/// A response ready to queue.
+struct HTTPResponse: Sendable {
+    var status: Int
+    var body: [UInt8]
+    var contentType = "application/json"
+    var headers: [(String, String)] = []
+}
+
+/// What the gateway knows of one request; lives from the first call of the access
+/// handler to libmicrohttpd's completion notice.
+final class RequestState: @unchecked Sendable {
+    let method: String
+    let path: String
+    let started: UInt64
+    var requestID = ""
+    var route: Route?
+    var routeLabel = "other"
+    /// The tracker's id of the connection (libmicrohttpd's socket context).
+    var connectionID: UInt64?
+    var body: [UInt8] = []
+    /// Content-Length, when the client sent one.
+    var expectedBodyBytes: Int?
+    /// Body bytes seen, kept or discarded.
+    var receivedBytes = 0
+    var bodyTooLarge = false
+    /// Set before the body is read (an early error) or when the answer is ready. An
+    /// early error waits for the body to be read (and dropped), so that a kept-alive
+    /// connection stays usable, unless `answerBeforeBody`.
+    var response: HTTPResponse?
+    var answerBeforeBody = false
+    var closeAfterResponse = false
+    var waitingForBackend = false
+    /// The backend call in flight, while the connection is suspended.
+    var call: PendingCall?
+    var sentStatus: Int?
+    var format = BodyFormat.json
+    var wantsProtobuf = false
+    var timeoutNanoseconds: Int64 = 0
+
+    init(method: String, path: String, started: UInt64) {
+        self.method = method
+        self.path = path
+        self.started = started
+    }
+}
+
+struct UncheckedConnection: @unchecked Sendable {
+    let pointer: OpaquePointer
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+}
+
+/// The request state travels to the backend's completion, which sets `response` while
+/// the connection is suspended (nothing else touches it then); resuming hands it back.
+struct UncheckedRequestState: @unchecked Sendable {
+    let value: RequestState
+    init(_ value: RequestState) { self.value = value }
+}
+
+/// A backend call of a suspended request, and whether its client hung up meanwhile.
+/// The hang-up comes from the tracker's watchdog thread, the handle from the thread
+/// that started the call: either may come first.
+final class PendingCall: Sendable {
+    private let state = Mutex<(handle: CallHandle?, hungUp: Bool)>((nil, false))
+
+    func started(_ handle: CallHandle) {
+        let cancelNow = state.withLock { state -> Bool in
+            state.handle = handle
+            return state.hungUp
+        }
+        if cancelNow { handle.cancel() }
+    }
+
+    func clientHungUp() {
+        let handle = state.withLock { state -> CallHandle? in
+            state.hungUp = true
+            return state.handle
+        }
+        handle?.cancel()
+    }
+
+    var clientWentAway: Bool { state.withLock { $0.hungUp } }
+}

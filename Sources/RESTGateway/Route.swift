@@ -1,0 +1,91 @@
+import CMicroHTTPD
+import H2GRPC
+
+/// The routes of DESIGN.md §2.
+enum Route: String {
+    case detect = "/detect"
+    case healthz = "/healthz"
+    case metrics = "/metrics"
+    case openAPI = "/openapi.yaml"
+
+    var allowedMethods: [String] {
+        switch self {
+        case .detect: return ["POST"]
+        case .healthz, .metrics, .openAPI: return ["GET", "HEAD"]
+        }
+    }
+}
+
+/// How a /detect body is encoded.
+enum BodyFormat {
+    case json
+    case protobuf
+}
+
+extension Gateway {
+    /// Decides what a request is from its method, path and headers; early errors
+    /// (404, 405, 413 from Content-Length, 415, a bad Grpc-Timeout) are set here.
+    func route(_ state: RequestState, connection: OpaquePointer) {
+        // The query string plays no part in routing.
+        let path = state.path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        if let length = header(connection, "Content-Length"), let bytes = Int(length) {
+            state.expectedBodyBytes = bytes
+            if bytes > configuration.maximumBodyBytes {
+                // Too large to read and drop: answered at once, and the connection closed.
+                state.response = bodyTooLarge()
+                state.answerBeforeBody = true
+                state.closeAfterResponse = true
+                return
+            }
+        }
+        guard let route = Route(rawValue: path) else {
+            state.response = errorResponse(.notFound, "no route for \(state.method) \(path)", httpStatus: 404)
+            return
+        }
+        state.route = route
+        state.routeLabel = route.rawValue
+        guard route.allowedMethods.contains(state.method) else {
+            var response = errorResponse(.unimplemented, "method \(state.method) not allowed on \(path); use \(route.allowedMethods.joined(separator: " or "))",
+                                         httpStatus: 405)
+            response.headers.append(("Allow", route.allowedMethods.joined(separator: ", ")))
+            state.response = response
+            return
+        }
+        guard route == .detect else { return }
+        switch Self.bodyFormat(contentType: header(connection, "Content-Type")) {
+        case .some(let format): state.format = format
+        case .none:
+            let given = header(connection, "Content-Type") ?? ""
+            state.response = errorResponse(.invalidArgument,
+                "unsupported Content-Type \"\(given)\": send application/json or application/x-protobuf", httpStatus: 415)
+            return
+        }
+        state.wantsProtobuf = Self.acceptsProtobuf(header(connection, "Accept"))
+        state.timeoutNanoseconds = configuration.defaultTimeoutNanoseconds
+        if let value = header(connection, "Grpc-Timeout") {
+            // A zero deadline has passed before the call starts: refused like a malformed one.
+            guard let timeout = GRPCTimeout(header: value), timeout.nanoseconds > 0 else {
+                state.response = errorResponse(.invalidArgument, "invalid grpc-timeout: \(value)")
+                return
+            }
+            state.timeoutNanoseconds = timeout.nanoseconds
+        }
+    }
+
+    /// How a body of `contentType` is read: absent is JSON; present but without a
+
+    /// The body is in: answer at once or call the backend.
+    func dispatch(_ state: RequestState, connection: OpaquePointer) {
+        switch state.route {
+        case .detect?: detect(state, connection: connection)
+        case .healthz?: healthz(state, connection: connection)
+        case .metrics?:
+            state.response = HTTPResponse(status: 200, body: metrics.exposition(),
+                                          contentType: "text/plain; version=0.0.4; charset=utf-8")
+        case .openAPI?:
+            state.response = HTTPResponse(status: 200, body: Array(OpenAPISpec.yaml.utf8), contentType: "application/yaml")
+        case nil:
+            state.response = errorResponse(.notFound, "no route for \(state.path)", httpStatus: 404)
+        }
+    }
+}
