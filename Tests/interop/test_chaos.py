@@ -12,17 +12,13 @@ Run:  .venv/bin/python -m pytest Tests/interop/test_chaos.py
 
 import http.client
 import json
-import os
 import signal
 import socket
-import sys
+import subprocess
 import threading
 import time
-from pathlib import Path
 
-import pytest
-
-from conftest import REPO, Server, free_port, record_measurement
+from conftest import REPO, free_port, record_measurement
 
 CLIENTS = 16
 ARTICLE = b"[1,2,100,1,3,200,1]"
@@ -30,7 +26,6 @@ ARTICLE_ANSWER = b'{"indices":[5]}'
 DEMO = (REPO / "examples" / "metrics.json").read_bytes()
 DEMO_ANSWER = b'{"indices":[7,113,835]}'
 CLIENT_TIMEOUT = 12.0  # above the gateway's default 10 s deadline: a hang shows as a timeout
-DELAY_BACKEND = Path(__file__).with_name("delay_backend.py")
 
 
 class Outcome:
@@ -179,7 +174,7 @@ def test_backend_sigkill_under_load_then_restart(procs):
     gw.check_alive()
 
 
-def sigterm_under_load(proc, load, body_answer):
+def sigterm_under_load(proc, load):
     """Let the load run, SIGTERM `proc`, keep the load going until the process exits;
     return (exit code, signal time, exit time)."""
     time.sleep(1.5)
@@ -187,8 +182,8 @@ def sigterm_under_load(proc, load, body_answer):
     proc.proc.send_signal(signal.SIGTERM)
     try:
         rc = proc.proc.wait(timeout=20)
-    except Exception:
-        rc = None
+    except subprocess.TimeoutExpired:
+        rc = None  # still running 20 s after SIGTERM: the assertion on rc says so
     exited = time.monotonic()
     time.sleep(0.3)  # new connections after the exit: refused
     load.stop()
@@ -222,7 +217,7 @@ def test_gateway_sigterm_under_load(procs):
     backend = procs.delay_backend(0.1)
     gw = procs.gateway([backend])
     with Load(gw.port, ARTICLE) as load:
-        rc, signalled, exited = sigterm_under_load(gw, load, ARTICLE_ANSWER)
+        rc, signalled, exited = sigterm_under_load(gw, load)
     assert_no_in_flight_request_lost("gateway", gw, load, ARTICLE_ANSWER, rc, signalled, exited)
     backend.check_alive()
 
@@ -231,5 +226,5 @@ def test_serve_sigterm_under_load(procs):
     srv = procs.serve()
     # examples/metrics.json (1000 metrics): more work per call, more calls in flight.
     with Load(srv.port, DEMO) as load:
-        rc, signalled, exited = sigterm_under_load(srv, load, DEMO_ANSWER)
+        rc, signalled, exited = sigterm_under_load(srv, load)
     assert_no_in_flight_request_lost("serve", srv, load, DEMO_ANSWER, rc, signalled, exited)

@@ -197,7 +197,8 @@ def send(port, xreq, timeout=30.0):
     body = request_body(xreq)
     headers = {str(k): str(v) for k, v in (xreq.get("headers") or {}).items()}
     lines = [f"{xreq['method']} {xreq['path']} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
-    lines += [f"{k}: {v}".rstrip(" ") if v == "" else f"{k}: {v}" for k, v in headers.items()]
+    # An empty value goes out as `Name:` exactly (the case of an empty Content-Type).
+    lines += [f"{k}:" if v == "" else f"{k}: {v}" for k, v in headers.items()]
     if body is not None and not any(k.lower() == "content-length" for k in headers):
         lines.append(f"Content-Length: {len(body)}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
