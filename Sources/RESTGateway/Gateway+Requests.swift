@@ -96,6 +96,7 @@ extension Gateway {
         if let id { tracker.watchHangup(id: id) { call.clientHungUp() } }
         let unchecked = UncheckedRequestState(state)
         return { response in
+            call.finished()
             if let id { tracker.unwatchHangup(id: id) }
             unchecked.value.response = response
             MHD_resume_connection(box.pointer)

@@ -64,14 +64,31 @@ struct UncheckedRequestState: @unchecked Sendable {
 /// The hang-up comes from the tracker's watchdog thread, the handle from the thread
 /// that started the call: either may come first.
 final class PendingCall: Sendable {
-    private let state = Mutex<(handle: CallHandle?, hungUp: Bool)>((nil, false))
+    private struct State {
+        var handle: CallHandle?
+        var hungUp = false
+        var finished = false
+    }
 
+    private let state = Mutex(State())
+
+    /// The call was started. Its handle is kept only while the call runs: the handle
+    /// holds the call, whose completion holds the request, which holds this.
     func started(_ handle: CallHandle) {
         let cancelNow = state.withLock { state -> Bool in
+            guard !state.finished else { return false }
             state.handle = handle
             return state.hungUp
         }
         if cancelNow { handle.cancel() }
+    }
+
+    /// The call completed: nothing left to cancel.
+    func finished() {
+        state.withLock { state in
+            state.finished = true
+            state.handle = nil
+        }
     }
 
     func clientHungUp() {
