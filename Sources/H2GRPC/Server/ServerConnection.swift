@@ -100,10 +100,13 @@ final class ServerConnection: HTTP2Socket, @unchecked Sendable {
             stream.contentType = value.string(length: valueLength)
         } else if name.equals("grpc-timeout", length: nameLength) {
             stream.timeoutHeader = value.string(length: valueLength)
+        } else if name.equals("grpc-encoding", length: nameLength) {
+            // Only matters once a message arrives compressed: the deframer's status then
+            // tells an unsupported encoding (UNIMPLEMENTED) from none at all (INTERNAL).
+            stream.messageEncoding = value.string(length: valueLength)
         } else if name.equals("te", length: nameLength) || name.equals("user-agent", length: nameLength)
                     || name.hasPrefix("grpc-", length: nameLength) {
-            // Reserved for the protocol; grpc-encoding only matters once a message
-            // arrives compressed (the deframer refuses that).
+            // Reserved for the protocol.
         } else if stream.metadata.count < 64 {
             stream.metadata.append((name.string(length: nameLength), value.string(length: valueLength)))
         }
@@ -273,6 +276,9 @@ final class ServerConnection: HTTP2Socket, @unchecked Sendable {
         var headers = HeaderBlock()
         headers.add(":status", String(httpStatus))
         headers.add("content-type", "application/grpc")
+        // PROTOCOL-HTTP2.md: with UNIMPLEMENTED for a compressed message, the server names
+        // the encodings it accepts; the same header as in any other response.
+        headers.add("grpc-accept-encoding", "identity")
         headers.add("grpc-status", String(status.code.rawValue))
         if !status.message.isEmpty { headers.add("grpc-message", GRPCMessageEncoding.encode(status.message)) }
         headers.withNameValues { nva, count in

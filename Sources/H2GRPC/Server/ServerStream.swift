@@ -19,6 +19,11 @@ final class ServerStream: @unchecked Sendable {
     var path = ""
     var contentType = ""
     var timeoutHeader: String?
+    /// grpc-encoding: how the client's messages with the compressed flag are compressed.
+    var messageEncoding: String? {
+        get { deframer.messageEncoding }
+        set { deframer.messageEncoding = newValue }
+    }
     var metadata: [(name: String, value: String)] = []
     var headerFailure: GRPCStatus?
     // Request body.
