@@ -13,11 +13,12 @@ DEBUG_BIN := .build/debug/outliers
 RELEASE_BIN := .build/release/outliers
 SERVE_ARGS ?=
 
-.PHONY: help deps apt venv build release serve test test-swift test-interop check-generated bench soak generate clean
+.PHONY: help deps apt venv build release serve test test-swift test-interop test-sanitize check-generated bench soak generate clean
 
 help:
 	@echo "make serve   install what is missing, build release, run the embedded default"
 	@echo "make test    install what is missing, build, run every test"
+	@echo "make test-sanitize   the Swift tests under ThreadSanitizer, then AddressSanitizer"
 	@echo "make deps | build | release | bench | soak | generate | clean"
 
 deps: apt venv
@@ -52,6 +53,20 @@ test: deps check-generated
 	swift build --build-tests
 	swift test --skip-build
 	$(MAKE) --no-print-directory test-interop
+
+# The Swift tests under ThreadSanitizer, then AddressSanitizer; not part of `make test`
+# (two full sanitized builds: minutes of CI). Each has its own build folder, so neither
+# replaces .build. Any report fails: TSan stops at the first (halt_on_error=1), ASan always
+# does, and the output is searched for reports besides. Leaks are not checked
+# (detect_leaks=0): LeakSanitizer reports what the Swift runtime keeps for the process's life.
+test-sanitize: apt
+	@mkdir -p .build-tsan .build-asan
+	set -o pipefail; TSAN_OPTIONS=halt_on_error=1 swift test --sanitize=thread --scratch-path .build-tsan 2>&1 \
+	  | tee .build-tsan/test.log
+	@! grep -q "WARNING: ThreadSanitizer" .build-tsan/test.log || { echo "ThreadSanitizer reports in .build-tsan/test.log"; exit 1; }
+	set -o pipefail; ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address --scratch-path .build-asan 2>&1 \
+	  | tee .build-asan/test.log
+	@! grep -q "ERROR: AddressSanitizer" .build-asan/test.log || { echo "AddressSanitizer reports in .build-asan/test.log"; exit 1; }
 
 test-interop: venv
 	OUTLIERS_BIN=$(CURDIR)/$(DEBUG_BIN) $(PYTHON) -m pytest -q Tests/interop

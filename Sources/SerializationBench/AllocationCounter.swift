@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 
 /// Counts heap allocations (calls of malloc, calloc, realloc, posix_memalign,
 /// aligned_alloc and memalign) made by the calling thread while a block runs.
@@ -23,22 +24,23 @@ public enum AllocationCounter {
         #if os(Linux) && (arch(x86_64) || arch(arm64))
         lock.lock()
         defer { lock.unlock() }
+        // Initialise the global before any malloc can reach a wrapper (no lazy initialisation there).
+        countingThread.store(0, ordering: .relaxed)
         let slots = Interposer.install()
         guard !slots.isEmpty else {
             try body()
             return nil
         }
-        state.pointee.thread = pthread_self()
         state.pointee.count = 0
-        state.pointee.counting = true
+        countingThread.store(UInt(pthread_self()), ordering: .relaxed)
         do {
             try body()
         } catch {
-            state.pointee.counting = false
+            countingThread.store(0, ordering: .relaxed)
             Interposer.restore(slots)
             throw error
         }
-        state.pointee.counting = false
+        countingThread.store(0, ordering: .relaxed)
         Interposer.restore(slots)
         return state.pointee.count
         #else
@@ -64,8 +66,7 @@ public enum AllocationCounter {
 /// The wrappers' shared state, at a fixed address (no lazy initialisation, no
 /// exclusivity bookkeeping inside malloc).
 private struct CounterState {
-    var counting = false
-    var thread: pthread_t = 0
+    /// Only the counting thread touches it (see `countingThread`).
     var count = 0
     var malloc: (@convention(c) (Int) -> UnsafeMutableRawPointer?)?
     var calloc: (@convention(c) (Int, Int) -> UnsafeMutableRawPointer?)?
@@ -93,11 +94,17 @@ private nonisolated(unsafe) let state: UnsafeMutablePointer<CounterState> = {
     return pointer
 }()
 
+/// The thread whose allocations are counted (its pthread_t), 0 when none. Every thread
+/// that allocates while the slots are patched reads it, so it is an atomic: as two plain
+/// fields (a flag and a thread) it was a data race, reported by ThreadSanitizer from every
+/// malloc of every other thread. Relaxed ordering is enough: only the counting thread can
+/// match its own id, and it also wrote it, so `count` never leaves that thread.
+private let countingThread = Atomic<UInt>(0)
+
 @inline(__always)
 private func noteAllocation() {
-    let current = state
-    if current.pointee.counting && pthread_equal(current.pointee.thread, pthread_self()) != 0 {
-        current.pointee.count &+= 1
+    if countingThread.load(ordering: .relaxed) == UInt(pthread_self()) {
+        state.pointee.count &+= 1
     }
 }
 

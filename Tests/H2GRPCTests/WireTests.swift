@@ -63,8 +63,27 @@ private func deframe(_ messages: [[UInt8]], cuts: [Int], limit: Int = 1 << 20) t
 
 @Test func deframerRefusesCompressionAndBadFlags() {
     var compressed = MessageDeframer(maximumMessageLength: 100)
-    #expect(throws: MessageDeframer.Failure.compressed) { try compressed.append([1, 0, 0, 0, 1, 42]) }
-    #expect(MessageDeframer.Failure.compressed.status.code == .unimplemented)
+    #expect(throws: MessageDeframer.Failure.compressed(encoding: nil)) { try compressed.append([1, 0, 0, 0, 1, 42]) }
+    var gzip = MessageDeframer(maximumMessageLength: 100)
+    gzip.messageEncoding = "gzip"
+    #expect(throws: MessageDeframer.Failure.compressed(encoding: "gzip")) { try gzip.append([1, 0, 0, 0, 1, 42]) }
+    var bad = MessageDeframer(maximumMessageLength: 100)
+    #expect(throws: MessageDeframer.Failure.badFlag(2)) { try bad.append([2, 0, 0, 0, 0]) }
+}
+
+/// grpc-go's statuses: a compressed flag without an encoding is the sender's error
+/// (INTERNAL); with an encoding we do not have, UNIMPLEMENTED naming it.
+@Test(arguments: [
+    (nil, GRPCStatus.Code.internalError, "grpc: compressed flag set with identity or empty encoding"),
+    ("", .internalError, "grpc: compressed flag set with identity or empty encoding"),
+    ("identity", .internalError, "grpc: compressed flag set with identity or empty encoding"),
+    ("gzip", .unimplemented, "grpc: Decompressor is not installed for grpc-encoding \"gzip\""),
+    ("snappy", .unimplemented, "grpc: Decompressor is not installed for grpc-encoding \"snappy\""),
+] as [(String?, GRPCStatus.Code, String)])
+func compressedMessageStatus(encoding: String?, code: GRPCStatus.Code, message: String) {
+    let status = MessageDeframer.Failure.compressed(encoding: encoding).status
+    #expect(status.code == code)
+    #expect(status.message == message)
     var bad = MessageDeframer(maximumMessageLength: 100)
     #expect(throws: MessageDeframer.Failure.badFlag(2)) { try bad.append([2, 0, 0, 0, 0]) }
 }

@@ -539,6 +539,50 @@ def test_compressed_message_with_unknown_encoding_is_unimplemented(server, pb, d
     assert_serving(pb, server)
 
 
+@pytest.mark.parametrize("encoding", [None, "identity"], ids=["no-grpc-encoding", "identity"])
+def test_compressed_flag_without_an_encoding_is_internal(server, pb, demo_request, encoding):
+    """A compressed flag with no grpc-encoding (or identity) is the sender's error: INTERNAL,
+    with grpc-go's message."""
+    skip_if_python("grpc core's wording differs")
+    body = grpc_frame(demo_request.SerializeToString(), compressed=True)
+    extra = [] if encoding is None else [("grpc-encoding", encoding)]
+    res = h2_exchange(server, grpc_headers(server, extra=extra), chunked(body, 16000))
+    assert res["status"] == 200, res
+    assert grpc_status_of(res) == grpc.StatusCode.INTERNAL.value[0], res
+    message = res["trailers"].get("grpc-message", res["headers"].get("grpc-message"))
+    assert message == "grpc: compressed flag set with identity or empty encoding", res
+    assert_serving(pb, server)
+
+
+def test_gzip_message_is_unimplemented_naming_the_encoding(server, pb, demo_request):
+    """A really gzip-compressed message: UNIMPLEMENTED naming gzip, and the response says
+    which encodings the server accepts (PROTOCOL-HTTP2.md, "Compression")."""
+    skip_if_python("grpcio's server decompresses gzip")
+    import gzip
+    body = grpc_frame(gzip.compress(demo_request.SerializeToString()), compressed=True)
+    res = h2_exchange(server, grpc_headers(server, extra=[("grpc-encoding", "gzip")]),
+                      chunked(body, 16000))
+    assert res["status"] == 200, res
+    assert grpc_status_of(res) == grpc.StatusCode.UNIMPLEMENTED.value[0], res
+    message = res["trailers"].get("grpc-message", res["headers"].get("grpc-message"))
+    assert "gzip" in message, res
+    assert res["headers"].get("grpc-accept-encoding") == "identity", res
+    assert_serving(pb, server)
+
+
+def test_grpcio_gzip_client_gets_unimplemented(server, pb, demo_request):
+    """grpcio compressing its request (the demo request compresses well, so grpc core does
+    send it compressed) gets UNIMPLEMENTED, neither a crash nor a hang."""
+    skip_if_python("grpcio's server decompresses gzip")
+    with grpc.insecure_channel(server.address) as ch:
+        with pytest.raises(grpc.RpcError) as err:
+            pb.OutliersStub(ch).Detect(demo_request, timeout=CALL_TIMEOUT,
+                                       compression=grpc.Compression.Gzip)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED, err.value
+    assert "gzip" in err.value.details(), err.value
+    assert_serving(pb, server)
+
+
 # ----------------------------------------------------------------------------- robustness
 
 KILLED_CLIENT = textwrap.dedent("""

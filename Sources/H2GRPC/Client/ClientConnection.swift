@@ -205,6 +205,8 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
             call.grpcMessage = value.string(length: valueLength)
         } else if name.equals("content-type", length: nameLength) {
             call.contentType = value.string(length: valueLength)
+        } else if name.equals("grpc-encoding", length: nameLength) {
+            call.deframer.messageEncoding = value.string(length: valueLength)
         } else if name.pointee != UInt8(ascii: ":") && !name.hasPrefix("grpc-", length: nameLength) {
             let field = (name: name.string(length: nameLength), value: value.string(length: valueLength))
             if category == NGHTTP2_HCAT_HEADERS { call.trailers.append(field) } else { call.headers.append(field) }

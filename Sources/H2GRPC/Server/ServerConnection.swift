@@ -13,7 +13,14 @@ final class ServerConnection: HTTP2Socket, @unchecked Sendable {
     private let core: ServerCore
     private var streams: [Int32: ServerStream] = [:]
     private var isDraining = false
+    /// The last stream id of our GOAWAY: nghttp2 ignores the client's streams above it.
+    private var goawayLastStreamID: Int32 = .max
+    private var clientStreamIDs = ClientStreamIDs()
     let peer: String
+
+    /// After our answer, request bytes we read and drop before asking the client to stop
+    /// (see `discard`): a short tail is still checked by nghttp2, a real body is stopped.
+    static let discardLimit = 64 * 1024
 
     init(fd: Int32, peer: String, loop: EventLoop, core: ServerCore) {
         self.peer = peer
@@ -53,8 +60,9 @@ final class ServerConnection: HTTP2Socket, @unchecked Sendable {
     func startDraining() {
         guard !isClosed, !isDraining, let session else { return }
         isDraining = true
+        goawayLastStreamID = nghttp2_session_get_last_proc_stream_id(session)
         nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue),
-                              nghttp2_session_get_last_proc_stream_id(session), NGHTTP2_NO_ERROR.rawValue, nil, 0)
+                              goawayLastStreamID, NGHTTP2_NO_ERROR.rawValue, nil, 0)
         flush()
         closeIfDrained()
     }
@@ -92,10 +100,13 @@ final class ServerConnection: HTTP2Socket, @unchecked Sendable {
             stream.contentType = value.string(length: valueLength)
         } else if name.equals("grpc-timeout", length: nameLength) {
             stream.timeoutHeader = value.string(length: valueLength)
+        } else if name.equals("grpc-encoding", length: nameLength) {
+            // Only matters once a message arrives compressed: the deframer's status then
+            // tells an unsupported encoding (UNIMPLEMENTED) from none at all (INTERNAL).
+            stream.messageEncoding = value.string(length: valueLength)
         } else if name.equals("te", length: nameLength) || name.equals("user-agent", length: nameLength)
                     || name.hasPrefix("grpc-", length: nameLength) {
-            // Reserved for the protocol; grpc-encoding only matters once a message
-            // arrives compressed (the deframer refuses that).
+            // Reserved for the protocol.
         } else if stream.metadata.count < 64 {
             stream.metadata.append((name.string(length: nameLength), value.string(length: valueLength)))
         }
@@ -151,7 +162,10 @@ final class ServerConnection: HTTP2Socket, @unchecked Sendable {
     }
 
     fileprivate func dataReceived(_ stream: ServerStream, _ bytes: UnsafeRawBufferPointer) {
-        guard stream.phase == .receiving, stream.handler != nil else { return }
+        guard stream.phase == .receiving, stream.handler != nil else {
+            discard(bytes.count, on: stream)
+            return
+        }
         do {
             try stream.deframer.append(bytes)
             while let message = try stream.deframer.next() {
@@ -240,8 +254,8 @@ final class ServerConnection: HTTP2Socket, @unchecked Sendable {
         stream.observer?.cancelled()
         stream.observer = nil
         // The status goes out as trailers; a request still arriving is then stopped by
-        // the RST_STREAM(NO_ERROR) that follows our END_STREAM (see frameSent). An
-        // RST_STREAM(CANCEL) here could overtake the trailers and read as CANCELLED.
+        // RST_STREAM(NO_ERROR) after our END_STREAM (see discard). An RST_STREAM(CANCEL)
+        // here could overtake the trailers and read as CANCELLED.
         finish(stream, with: GRPCStatus(.deadlineExceeded, "deadline exceeded"))
         flush()
     }
@@ -262,6 +276,9 @@ final class ServerConnection: HTTP2Socket, @unchecked Sendable {
         var headers = HeaderBlock()
         headers.add(":status", String(httpStatus))
         headers.add("content-type", "application/grpc")
+        // PROTOCOL-HTTP2.md: with UNIMPLEMENTED for a compressed message, the server names
+        // the encodings it accepts; the same header as in any other response.
+        headers.add("grpc-accept-encoding", "identity")
         headers.add("grpc-status", String(status.code.rawValue))
         if !status.message.isEmpty { headers.add("grpc-message", GRPCMessageEncoding.encode(status.message)) }
         headers.withNameValues { nva, count in
@@ -335,12 +352,52 @@ final class ServerConnection: HTTP2Socket, @unchecked Sendable {
         return count > 0 ? count : Int(NGHTTP2_ERR_DEFERRED.rawValue)
     }
 
-    /// A frame went out. After our END_STREAM on a request the client is still
-    /// sending, RST_STREAM(NO_ERROR) tells it to stop (what gRPC servers do).
+    /// A frame went out: remember our resets; note an answer that left before the request ended.
     fileprivate func frameSent(type: UInt8, flags: UInt8, streamID: Int32) {
+        if type == UInt8(NGHTTP2_RST_STREAM.rawValue) {
+            clientStreamIDs.serverReset(streamID)
+            return
+        }
         guard type == UInt8(NGHTTP2_HEADERS.rawValue), flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
               let stream = streams[streamID], !stream.requestEnded, !stream.closed else { return }
-        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, NGHTTP2_NO_ERROR.rawValue)
+        stream.answeredBeforeRequestEnded = true
+        discard(0, on: stream)
+    }
+
+    /// The answer is decided and the client is still sending: its bytes are dropped.
+    /// RFC 9113 §8.1 lets a server that has sent a complete response stop the request with
+    /// RST_STREAM(NO_ERROR), as gRPC servers do. We do that once a real body keeps coming
+    /// (more than `discardLimit` after the answer was decided), and only after our END_STREAM
+    /// has gone out (the RST must not overtake the answer). Until then the stream stays
+    /// half-closed (local) and nghttp2 goes on checking what arrives: a wrong content-length
+    /// or trailers without END_STREAM are still a stream error PROTOCOL_ERROR (§8.1.1), the
+    /// stream still counts toward SETTINGS_MAX_CONCURRENT_STREAMS (§5.1.2), and a client
+    /// that ends its request closes the stream normally.
+    private func discard(_ count: Int, on stream: ServerStream) {
+        guard !stream.closed, !stream.requestEnded, !stream.stopRequested else { return }
+        stream.discardedByteCount += count
+        guard stream.answeredBeforeRequestEnded, stream.discardedByteCount > Self.discardLimit else { return }
+        stream.stopRequested = true
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, NGHTTP2_NO_ERROR.rawValue)
+    }
+
+    /// A HEADERS frame starts (before nghttp2 reads it): a lower stream id than one the
+    /// client used is a connection error nghttp2 does not raise itself (see ClientStreamIDs).
+    fileprivate func headersFrameBegins(streamID: Int32) {
+        // Even ids are ours: nghttp2 refuses a client's HEADERS on them itself.
+        guard streamID & 1 == 1, let session else { return }
+        switch clientStreamIDs.headersFrame(on: streamID, isOpen: streams[streamID] != nil) {
+        case .newStream, .openStream, .resetByServer:
+            return
+        case .closed where isDraining && streamID > goawayLastStreamID:
+            return // a stream nghttp2 ignored after our GOAWAY
+        case .lowerThanUsed:
+            protocolError("HEADERS on stream \(streamID), below stream \(clientStreamIDs.highest) (RFC 9113 §5.1.1)")
+            nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR.rawValue)
+        case .closed:
+            protocolError("HEADERS on closed stream \(streamID) (RFC 9113 §5.1)")
+            nghttp2_session_terminate_session(session, NGHTTP2_STREAM_CLOSED.rawValue)
+        }
     }
 
     fileprivate func streamClosed(_ id: Int32) {
@@ -363,6 +420,11 @@ final class ServerConnection: HTTP2Socket, @unchecked Sendable {
     nonisolated(unsafe) private static let callbacks: OpaquePointer? = {
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
+        nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks) { _, header, userData in
+            guard let header, header.pointee.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
+            ServerConnection.from(userData).headersFrameBegins(streamID: header.pointee.stream_id)
+            return 0
+        }
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
             guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
                   frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return 0 }

@@ -19,6 +19,11 @@ final class ServerStream: @unchecked Sendable {
     var path = ""
     var contentType = ""
     var timeoutHeader: String?
+    /// grpc-encoding: how the client's messages with the compressed flag are compressed.
+    var messageEncoding: String? {
+        get { deframer.messageEncoding }
+        set { deframer.messageEncoding = newValue }
+    }
     var metadata: [(name: String, value: String)] = []
     var headerFailure: GRPCStatus?
     // Request body.
@@ -35,6 +40,12 @@ final class ServerStream: @unchecked Sendable {
     var outbound: [UInt8] = []
     var outboundOffset = 0
     var finalStatus: GRPCStatus?
+    /// Our END_STREAM went out while the client was still sending.
+    var answeredBeforeRequestEnded = false
+    /// Request bytes dropped since the answer was decided (the client still sending).
+    var discardedByteCount = 0
+    /// We asked the client to stop sending: RST_STREAM(NO_ERROR).
+    var stopRequested = false
     var closed = false
 
     init(id: Int32, maximumMessageLength: Int) {

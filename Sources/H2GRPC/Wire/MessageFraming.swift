@@ -6,8 +6,9 @@ public struct MessageDeframer: Sendable {
     public enum Failure: Error, Equatable, Sendable {
         /// The length prefix announces more than the receive limit.
         case tooLarge(length: Int, limit: Int)
-        /// The compressed flag is set, and no `grpc-encoding` was agreed.
-        case compressed
+        /// The compressed flag is set; `encoding` is the stream's `grpc-encoding` (nil:
+        /// none), which we cannot decode: we accept identity only.
+        case compressed(encoding: String?)
         /// The flag byte is neither 0 nor 1.
         case badFlag(UInt8)
 
@@ -17,9 +18,14 @@ public struct MessageDeframer: Sendable {
                 // grpc-go's wording, which users search for.
                 return GRPCStatus(.resourceExhausted,
                                   "grpc: received message larger than max (\(length) vs. \(limit))")
-            case .compressed:
+            case .compressed(let encoding):
+                // grpc-go's answers and wording. Without an encoding the sender broke the
+                // protocol (INTERNAL); with one we lack, PROTOCOL-HTTP2.md asks UNIMPLEMENTED.
+                guard let encoding, !encoding.isEmpty, encoding != "identity" else {
+                    return GRPCStatus(.internalError, "grpc: compressed flag set with identity or empty encoding")
+                }
                 return GRPCStatus(.unimplemented,
-                                  "compressed message received, but no grpc-encoding is supported (identity only)")
+                                  "grpc: Decompressor is not installed for grpc-encoding \"\(encoding)\"")
             case .badFlag(let flag):
                 return GRPCStatus(.internalError, "invalid compressed flag \(flag) in message prefix")
             }
@@ -27,6 +33,8 @@ public struct MessageDeframer: Sendable {
     }
 
     public let maximumMessageLength: Int
+    /// The stream's `grpc-encoding` header, for the status of a compressed message.
+    public var messageEncoding: String?
     private var buffer: [UInt8] = []
     private var readIndex = 0
 
@@ -71,7 +79,7 @@ public struct MessageDeframer: Sendable {
         guard pendingByteCount >= 5 else { return nil }
         let flag = buffer[readIndex]
         guard flag <= 1 else { throw .badFlag(flag) }
-        guard flag == 0 else { throw .compressed }
+        guard flag == 0 else { throw .compressed(encoding: messageEncoding) }
         let length = Int(buffer[readIndex + 1]) << 24 | Int(buffer[readIndex + 2]) << 16
             | Int(buffer[readIndex + 3]) << 8 | Int(buffer[readIndex + 4])
         guard length <= maximumMessageLength else {
