@@ -12,13 +12,18 @@ REQUIREMENTS := Tests/interop/requirements.txt
 DEBUG_BIN := .build/debug/outliers
 RELEASE_BIN := .build/release/outliers
 SERVE_ARGS ?=
+# libFuzzer targets (Fuzz/, a package of its own): seconds per target.
+FUZZ_SECONDS ?= 300
+FUZZ_SMOKE_SECONDS ?= 5
 
-.PHONY: help deps apt venv build release serve test test-swift test-interop test-sanitize check-generated bench soak generate clean
+.PHONY: help deps apt venv build release serve test test-swift test-interop test-sanitize check-generated bench soak \
+        generate clean fuzz-build fuzz fuzz-smoke
 
 help:
 	@echo "make serve   install what is missing, build release, run the embedded default"
 	@echo "make test    install what is missing, build, run every test"
 	@echo "make test-sanitize   the Swift tests under ThreadSanitizer, then AddressSanitizer"
+	@echo "make fuzz    every libFuzzer target for FUZZ_SECONDS (300) each; make fuzz-smoke: a few seconds each"
 	@echo "make deps | build | release | bench | soak | generate | clean"
 
 deps: apt venv
@@ -53,6 +58,7 @@ test: deps check-generated
 	swift build --build-tests
 	swift test --skip-build
 	$(MAKE) --no-print-directory test-interop
+	$(MAKE) --no-print-directory fuzz-smoke
 
 # The Swift tests under ThreadSanitizer, then AddressSanitizer; not part of `make test`
 # (two full sanitized builds: minutes of CI). Each has its own build folder, so neither
@@ -77,6 +83,22 @@ check-generated: apt
 generate: apt
 	scripts/generate-protos
 
+# `-Xswiftc -sanitize=fuzzer,address` instruments every module (ours and
+# swift-protobuf); SwiftPM's `--sanitize=fuzzer --sanitize=address` pair would link
+# libFuzzer but lose the coverage instrumentation. -parse-as-library: the targets
+# have no main, libFuzzer's is used.
+fuzz-build: apt
+	swift build -c debug --package-path Fuzz --sanitize=fuzzer \
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+
+# One target at a time, niced: the machine is shared.
+fuzz: fuzz-build
+	scripts/fuzz $(FUZZ_SECONDS)
+
+# Every committed input of every target once, then FUZZ_SMOKE_SECONDS of fuzzing each.
+fuzz-smoke: fuzz-build
+	scripts/fuzz --smoke $(FUZZ_SMOKE_SECONDS)
+
 bench: deps release
 	$(RELEASE_BIN) bench
 
@@ -87,4 +109,4 @@ soak: apt release
 	SOAK_BIN=$(RELEASE_BIN) scripts/soak
 
 clean:
-	rm -rf .build
+	rm -rf .build Fuzz/.build .build-fuzz

@@ -7,6 +7,12 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "outliers", targets: ["outliers"]),
+        // For the fuzz package (Fuzz/Package.swift), which depends on this one by path.
+        .library(name: "OutliersProto", targets: ["OutliersProto"]),
+        .library(name: "OutliersJSON", targets: ["OutliersJSON"]),
+        .library(name: "H2GRPC", targets: ["H2GRPC"]),
+        .library(name: "OutliersService", targets: ["OutliersService"]),
+        .library(name: "RESTGateway", targets: ["RESTGateway"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),

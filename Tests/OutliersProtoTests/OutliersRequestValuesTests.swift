@@ -80,3 +80,21 @@ private func randomRequest(_ generator: inout some RandomNumberGenerator) -> Pb_
 private func bits(_ value: Double) -> [UInt8] {
     withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) }
 }
+
+/// Found by Fuzz/FuzzRequestValues (kept in Fuzz/Corpora/FuzzRequestValues/): a key
+/// varint padded to 8 bytes, field 2^25 with wire type 0, then a 5-byte varint.
+/// swift-protobuf refuses keys longer than 5 bytes; the fast reader read it as an
+/// unknown field and answered [], where the gateway must answer 400.
+@Test func aKeyLongerThanFiveBytesIsDeclinedAsSwiftProtobufRefusesIt() {
+    let paddedKey: [UInt8] = [0x80, 0x80, 0x80, 0x80, 0x81, 0x80, 0x80, 0x00, 0xFC, 0x80, 0x80, 0x80, 0x00]
+    #expect(throws: BinaryDecodingError.self) { try Pb_OutliersRequest(serializedBytes: paddedKey) }
+    #expect(OutliersRequestValues.decode(paddedKey) == nil)
+    // The same padding inside a metric, and a 5-byte key (the longest allowed) still read.
+    let paddedInMetric: [UInt8] = [0x0A, 14, 0x99, 0x80, 0x80, 0x80, 0x80, 0x00] + bits(1.5)  // value, key in 6 bytes
+    #expect(throws: BinaryDecodingError.self) { try Pb_OutliersRequest(serializedBytes: paddedInMetric) }
+    #expect(OutliersRequestValues.decode(paddedInMetric) == nil)
+    agree(paddedInMetric)
+    let fiveByteKey: [UInt8] = [0x8A, 0x80, 0x80, 0x80, 0x00, 0]  // field 1, wire type 2, an empty metric
+    #expect(OutliersRequestValues.decode(fiveByteKey) == [0])
+    agree(fiveByteKey)
+}
