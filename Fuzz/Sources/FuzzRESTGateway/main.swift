@@ -21,7 +21,7 @@ import RESTGateway
 
 final class Harness: Sendable {
     let backend: OutliersBackend
-    let gateway: RESTGateway
+    let gateway: Gateway
 
     init() {
         var backendConfiguration = GRPCServerConfiguration()
@@ -40,7 +40,7 @@ final class Harness: Sendable {
             backend = try OutliersBackend(configuration: backendConfiguration)
             try backend.start()
             configuration.backends = ["127.0.0.1:\(backend.server.port)"]
-            gateway = try RESTGateway(configuration: configuration)
+            gateway = try Gateway(configuration: configuration)
             try gateway.start()
         } catch {
             fuzzFailure("cannot start the backend and gateway: \(error)")
