@@ -161,7 +161,9 @@ func accessHandler(cls: UnsafeMutableRawPointer?, connection: OpaquePointer?, ur
         return MHD_Result.YES
     }
     guard !state.waitingForBackend else {
-        // Resumed: the backend's completion has set the response.
+        // Resumed: the backend's completion has set the response, and touches the
+        // state no more.
+        assert(state.call?.isFinished ?? true, "a suspended request ran again before its call finished")
         guard let response = state.response else { return MHD_Result.YES }
         return gateway.queue(response, for: state, on: connection)
     }

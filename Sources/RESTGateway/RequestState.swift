@@ -11,8 +11,10 @@ struct HTTPResponse: Sendable {
 }
 
 /// What the gateway knows of one request; lives from the first call of the access
-/// handler to libmicrohttpd's completion notice.
-final class RequestState: @unchecked Sendable {
+/// handler to libmicrohttpd's completion notice. Touched by libmicrohttpd's thread of
+/// the connection, and by the backend's completion only while the connection is
+/// suspended (`UncheckedRequestState`).
+final class RequestState {
     let method: String
     let path: String
     let started: UInt64
@@ -48,6 +50,9 @@ final class RequestState: @unchecked Sendable {
     }
 }
 
+/// libmicrohttpd's connection, carried to the backend's completion to resume it: with
+/// MHD_ALLOW_SUSPEND_RESUME, MHD_resume_connection may be called from any thread, and
+/// the pointer is used for nothing else there.
 struct UncheckedConnection: @unchecked Sendable {
     let pointer: OpaquePointer
     init(_ pointer: OpaquePointer) { self.pointer = pointer }
@@ -100,4 +105,6 @@ final class PendingCall: Sendable {
     }
 
     var clientWentAway: Bool { state.withLock { $0.hungUp } }
+
+    var isFinished: Bool { state.withLock { $0.finished } }
 }
