@@ -97,7 +97,19 @@ public func exchange(port: Int, _ bytes: UnsafeRawBufferPointer, halfClose: Bool
     let connected = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard connected == 0 else { fuzzFailure("connect to 127.0.0.1:\(port): errno \(errno) (is the server still up?)") }
+    if connected != 0 {
+        // libFuzzer's timeout watchdog (SIGALRM, each second) can interrupt connect;
+        // the connection goes on in the background: wait for it, then ask how it went.
+        guard errno == EINTR else { fuzzFailure("connect to 127.0.0.1:\(port): errno \(errno) (is the server still up?)") }
+        var writable = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        while poll(&writable, 1, 5000) < 0 && errno == EINTR {}
+        var failure: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &failure, &length)
+        guard writable.revents & Int16(POLLOUT) != 0, failure == 0 else {
+            fuzzFailure("connect to 127.0.0.1:\(port) after EINTR: error \(failure) (is the server still up?)")
+        }
+    }
     var one: Int32 = 1
     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
 
