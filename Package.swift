@@ -76,11 +76,11 @@ let package = Package(
 
         // `outliers bench`: JSON against protobuf, size and speed (statistics, codecs, reports).
         .target(name: "SerializationBench", dependencies: [
-            "CZlib", "OutliersJSON", "OutliersProto", "OutliersService",
+            "CZlib", "Detection", "OutliersJSON", "OutliersProto", "OutliersService",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         .testTarget(name: "SerializationBenchTests", dependencies: [
-            "SerializationBench", "OutliersJSON", "OutliersProto", "OutliersService",
+            "SerializationBench", "Detection", "OutliersJSON", "OutliersProto", "OutliersService",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
 

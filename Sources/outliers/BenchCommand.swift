@@ -113,7 +113,7 @@ struct BenchCommand: ParsableCommand {
         let report: BenchReport
         do {
             if let input { configuration.input = try BenchConfiguration.Input.load(path: input) }
-            report = try SerializationBench.run(configuration, progress: status)
+            report = try Benchmark.run(configuration, progress: status)
             status("")
         } catch {
             status("")

@@ -92,7 +92,7 @@ struct DetectCommand: ParsableCommand {
                 throw ExitCode.failure
             }
             if json {
-                print(String(decoding: OutliersJSON.encodeResponse(indices: indices), as: UTF8.self))
+                print(String(decoding: JSONCodec.encodeResponse(indices: indices), as: UTF8.self))
             } else {
                 // The article's Go client logs the slice with %v: [7 113 835].
                 print("outliers at: [\(indices.map(String.init).joined(separator: " "))]")
@@ -114,7 +114,7 @@ struct DetectCommand: ParsableCommand {
             throw ExitCode.failure
         }
         do {
-            return try OutliersJSON.decodeRequest(Array(data))
+            return try JSONCodec.decodeRequest(Array(data))
         } catch {
             FileHandle.standardError.write(Data("error: \(file == "-" ? "stdin" : file!): \(error)\n".utf8))
             throw ExitCode.failure

@@ -9,17 +9,17 @@ import Testing
 // serialization. (OutliersJSONTests.swift holds the first, shorter suite.)
 
 private func decode(_ text: String) throws(JSONCodecError) -> Pb_OutliersRequest {
-    try OutliersJSON.decodeRequest(Array(text.utf8))
+    try JSONCodec.decodeRequest(Array(text.utf8))
 }
 
 private func decodeError(_ bytes: [UInt8]) -> JSONCodecError? {
     do {
-        _ = try OutliersJSON.decodeRequest(bytes)
+        _ = try JSONCodec.decodeRequest(bytes)
         return nil
     } catch {
         // transcodeRequest must refuse the same body with the same error.
         let transcoded = bytes.withUnsafeBytes { raw in
-            Result { () throws(JSONCodecError) -> [UInt8] in try OutliersJSON.transcodeRequest(raw) }
+            Result { () throws(JSONCodecError) -> [UInt8] in try JSONCodec.transcodeRequest(raw) }
         }
         if case .failure(let other) = transcoded {
             #expect(other == error)
@@ -35,19 +35,19 @@ private func decodeError(_ text: String) -> JSONCodecError? {
 }
 
 private func transcode(_ bytes: [UInt8]) throws(JSONCodecError) -> [UInt8] {
-    try bytes.withUnsafeBytes { raw in Result { () throws(JSONCodecError) -> [UInt8] in try OutliersJSON.transcodeRequest(raw) } }.get()
+    try bytes.withUnsafeBytes { raw in Result { () throws(JSONCodecError) -> [UInt8] in try JSONCodec.transcodeRequest(raw) } }.get()
 }
 
 /// decodeRequest and transcodeRequest agree: the transcoded bytes (by PlainBodyScanner
 /// when the body is plain, else by jansson) are swift-protobuf's serialization of the
 /// decoded message, equal to what the jansson path alone writes, and parse back.
 private func expectTranscodingAgrees(_ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) throws {
-    let request = try OutliersJSON.decodeRequest(bytes)
+    let request = try JSONCodec.decodeRequest(bytes)
     let expected: [UInt8] = try request.serializedBytes()
     let wire = try transcode(bytes)
     #expect(wire == expected, sourceLocation: sourceLocation)
     let janssonOnly = try bytes.withUnsafeBytes { raw in
-        Result { () throws(JSONCodecError) -> [UInt8] in try OutliersJSON.transcodeWithJansson(raw) }
+        Result { () throws(JSONCodecError) -> [UInt8] in try JSONCodec.transcodeWithJansson(raw) }
     }.get()
     #expect(janssonOnly == expected, sourceLocation: sourceLocation)
     #expect(same(try Pb_OutliersRequest(serializedBytes: wire), request), sourceLocation: sourceLocation)
@@ -442,8 +442,8 @@ private func text(_ bytes: [UInt8]) -> String {
     @Test func numberStringGrammar() {
         let accepted = ["0", "-0", "1", "10", "1.0", "0.5", "-0.5", "1e5", "1E5", "1e+5", "1e-5", "1.5e10", "123456789"]
         let refused = ["", "-", "+1", "01", "00", "1.", ".1", "1e", "1e+", "1ee5", "1.5.5", "--1", "1-", " 1", "0x1", "Infinity"]
-        for string in accepted { #expect(OutliersJSON.isJSONNumber(string), "\(string)") }
-        for string in refused { #expect(!OutliersJSON.isJSONNumber(string), "\(string)") }
+        for string in accepted { #expect(JSONCodec.isJSONNumber(string), "\(string)") }
+        for string in refused { #expect(!JSONCodec.isJSONNumber(string), "\(string)") }
     }
 
     @Test func aNULInsideANumberStringIsNotCutShort() {
@@ -533,8 +533,8 @@ private func text(_ bytes: [UInt8]) -> String {
         #expect(decodeError([]) == empty)
         #expect(decodeError([]).map(\.description) == "empty body: expected a JSON object or array")
         // A buffer with no base address at all.
-        #expect(throws: empty) { try OutliersJSON.decodeRequest(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        #expect(throws: empty) { try OutliersJSON.transcodeRequest(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        #expect(throws: empty) { try JSONCodec.decodeRequest(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        #expect(throws: empty) { try JSONCodec.transcodeRequest(UnsafeRawBufferPointer(start: nil, count: 0)) }
         for blank in [" ", "\n", " \t\r\n "] {
             #expect(decodeError(blank) == JSONCodecError(message: "body has only white space: expected a JSON object or array"))
         }
@@ -655,7 +655,7 @@ private func text(_ bytes: [UInt8]) -> String {
         }
         body += "]}"
         let bytes = Array(body.utf8)
-        let request = try OutliersJSON.decodeRequest(bytes)
+        let request = try JSONCodec.decodeRequest(bytes)
         #expect(request.metrics.count == 100_000)
         #expect(request.metrics.map(\.value.bitPattern) == values.map(\.bitPattern))
         #expect(request.metrics[99_999].time.seconds == 1_590_156_780 + 10 + 99_999 % 50)
@@ -664,7 +664,7 @@ private func text(_ bytes: [UInt8]) -> String {
         #expect(try OutliersRequestValues.decode(transcode(bytes)) == values)
 
         let numbers = Array(("[" + values.map(\.description).joined(separator: ",") + "]").utf8)
-        #expect(try OutliersJSON.decodeRequest(numbers).metrics.map(\.value.bitPattern) == values.map(\.bitPattern))
+        #expect(try JSONCodec.decodeRequest(numbers).metrics.map(\.value.bitPattern) == values.map(\.bitPattern))
         try expectTranscodingAgrees(numbers)
     }
 
@@ -678,38 +678,38 @@ private func text(_ bytes: [UInt8]) -> String {
     @Test func aHugeStringAndAHugeArray() throws {
         let name = String(repeating: "é", count: 2_000_000)
         let body = Array(#"[{"name":"\#(name)","value":1}]"#.utf8)
-        #expect(try OutliersJSON.decodeRequest(body).metrics[0].name == name)
+        #expect(try JSONCodec.decodeRequest(body).metrics[0].name == name)
         try expectTranscodingAgrees(body)
         let zeros = Array(("[" + String(repeating: "0,", count: 300_000) + "0]").utf8)
-        #expect(try OutliersJSON.decodeRequest(zeros).metrics.count == 300_001)
+        #expect(try JSONCodec.decodeRequest(zeros).metrics.count == 300_001)
     }
 }
 
 @Suite struct Encoding {
     @Test func responses() {
-        #expect(text(OutliersJSON.encodeResponse(indices: [7, 113, 835])) == #"{"indices":[7,113,835]}"#)
-        #expect(text(OutliersJSON.encodeResponse(indices: [5])) == #"{"indices":[5]}"#)
-        #expect(text(OutliersJSON.encodeResponse(indices: [])) == #"{"indices":[]}"#)
-        #expect(text(OutliersJSON.encodeResponse(indices: [0, 9, 10, 99, 100, .max, .min, -1]))
+        #expect(text(JSONCodec.encodeResponse(indices: [7, 113, 835])) == #"{"indices":[7,113,835]}"#)
+        #expect(text(JSONCodec.encodeResponse(indices: [5])) == #"{"indices":[5]}"#)
+        #expect(text(JSONCodec.encodeResponse(indices: [])) == #"{"indices":[]}"#)
+        #expect(text(JSONCodec.encodeResponse(indices: [0, 9, 10, 99, 100, .max, .min, -1]))
                 == #"{"indices":[0,9,10,99,100,2147483647,-2147483648,-1]}"#)
         var response = Pb_OutliersResponse()
-        #expect(text(OutliersJSON.encodeResponse(response)) == #"{"indices":[]}"#)
+        #expect(text(JSONCodec.encodeResponse(response)) == #"{"indices":[]}"#)
         response.indices = [2, 5]
-        #expect(text(OutliersJSON.encodeResponse(response)) == #"{"indices":[2,5]}"#)
+        #expect(text(JSONCodec.encodeResponse(response)) == #"{"indices":[2,5]}"#)
     }
 
     @Test func responsesReadBackWithSwiftProtobuf() throws {
         var generator = SeededGenerator(seed: 3)
         for _ in 0..<200 {
             let indices = (0..<Int.random(in: 0...20, using: &generator)).map { _ in Int32.random(in: .min ... .max, using: &generator) }
-            #expect(try Pb_OutliersResponse(jsonUTF8Bytes: OutliersJSON.encodeResponse(indices: indices)).indices == indices)
+            #expect(try Pb_OutliersResponse(jsonUTF8Bytes: JSONCodec.encodeResponse(indices: indices)).indices == indices)
         }
     }
 
     @Test func errors() throws {
-        #expect(text(OutliersJSON.encodeError(code: 3, message: "bad")) == #"{"code":3,"message":"bad","details":[]}"#)
-        #expect(text(OutliersJSON.encodeError(code: 14, message: "")) == #"{"code":14,"message":"","details":[]}"#)
-        #expect(text(OutliersJSON.encodeError(code: 3, message: "a\"b\\c\nd\u{1}\u{1f}\u{7f}é"))
+        #expect(text(JSONCodec.encodeError(code: 3, message: "bad")) == #"{"code":3,"message":"bad","details":[]}"#)
+        #expect(text(JSONCodec.encodeError(code: 14, message: "")) == #"{"code":14,"message":"","details":[]}"#)
+        #expect(text(JSONCodec.encodeError(code: 3, message: "a\"b\\c\nd\u{1}\u{1f}\u{7f}é"))
                 == #"{"code":3,"message":"a\"b\\c\nd\u0001\u001f"# + "\u{7f}é\",\"details\":[]}")
         let messages = [
             "line\n\"quoted\" \\ tab\t \u{1} é 值 🙂 \u{20000}",
@@ -719,7 +719,7 @@ private func text(_ bytes: [UInt8]) -> String {
             "",
         ]
         for (code, message) in zip([3, 13, 0, -1, 16], messages) {
-            let body = OutliersJSON.encodeError(code: code, message: message)
+            let body = JSONCodec.encodeError(code: code, message: message)
             #expect(!body.contains(where: { $0 < 0x20 }))
             let parsed = try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
             #expect(parsed["code"] as? Int == code)
@@ -730,19 +730,19 @@ private func text(_ bytes: [UInt8]) -> String {
     }
 
     @Test func requestsInTheirExactForm() {
-        #expect(text(OutliersJSON.encodeRequest(AcceptedShapes.expected))
+        #expect(text(JSONCodec.encodeRequest(AcceptedShapes.expected))
                 == #"{"metrics":[{"time":"2020-05-22T14:13:11Z","name":"CPU","value":97.3}]}"#)
-        #expect(text(OutliersJSON.encodeRequest(Pb_OutliersRequest())) == #"{"metrics":[]}"#)
+        #expect(text(JSONCodec.encodeRequest(Pb_OutliersRequest())) == #"{"metrics":[]}"#)
         // Fields at their default are left out, as proto3 JSON writes them; -0.0 is not a default.
-        #expect(text(OutliersJSON.encodeRequest(request([metric(), metric(value: -0.0), metric(value: 2)])))
+        #expect(text(JSONCodec.encodeRequest(request([metric(), metric(value: -0.0), metric(value: 2)])))
                 == #"{"metrics":[{},{"value":-0.0},{"value":2.0}]}"#)
-        #expect(text(OutliersJSON.encodeRequest(request([metric(value: .nan), metric(value: .infinity), metric(value: -.infinity)])))
+        #expect(text(JSONCodec.encodeRequest(request([metric(value: .nan), metric(value: .infinity), metric(value: -.infinity)])))
                 == #"{"metrics":[{"value":"NaN"},{"value":"Infinity"},{"value":"-Infinity"}]}"#)
-        #expect(text(OutliersJSON.encodeRequest(request([metric(time: (0, 0)), metric(time: (-1, 500_000_000)), metric(time: (1, 1000)),
+        #expect(text(JSONCodec.encodeRequest(request([metric(time: (0, 0)), metric(time: (-1, 500_000_000)), metric(time: (1, 1000)),
                                                            metric(time: (2, 7))])))
                 == #"{"metrics":[{"time":"1970-01-01T00:00:00Z"},{"time":"1969-12-31T23:59:59.500Z"},"#
                 + #"{"time":"1970-01-01T00:00:01.000001Z"},{"time":"1970-01-01T00:00:02.000000007Z"}]}"#)
-        #expect(text(OutliersJSON.encodeRequest(request([metric(name: "a\"b\u{0}", value: 1e20), metric(value: 1e-7), metric(value: .leastNonzeroMagnitude)])))
+        #expect(text(JSONCodec.encodeRequest(request([metric(name: "a\"b\u{0}", value: 1e20), metric(value: 1e-7), metric(value: .leastNonzeroMagnitude)])))
                 == #"{"metrics":[{"name":"a\"b\u0000","value":1e+20},{"value":1e-07},{"value":5e-324}]}"#)
     }
 
@@ -757,9 +757,9 @@ private func text(_ bytes: [UInt8]) -> String {
         }
         for value in values {
             var bytes: [UInt8] = []
-            OutliersJSON.appendDouble(value, to: &bytes)
+            JSONCodec.appendDouble(value, to: &bytes)
             let written = text(bytes)
-            #expect(OutliersJSON.isJSONNumber(written), "\(written)")
+            #expect(JSONCodec.isJSONNumber(written), "\(written)")
             #expect(written == value.description)
             // jansson reads it back to the same bits.
             let back = try decode("[\(written)]").metrics[0].value
@@ -770,8 +770,8 @@ private func text(_ bytes: [UInt8]) -> String {
     @Test func timestampsOutsideTheRangeAreWrittenAsTheNearestOneThatReadsBack() throws {
         let odd = request([metric(time: (RFC3339.maximumSeconds + 100, 0)), metric(time: (.min, 0)), metric(time: (5, -1)),
                            metric(time: (5, 2_000_000_000))])
-        let body = OutliersJSON.encodeRequest(odd)
-        let back = try OutliersJSON.decodeRequest(body)
+        let body = JSONCodec.encodeRequest(odd)
+        let back = try JSONCodec.decodeRequest(body)
         #expect(back.metrics.map(\.time.seconds) == [RFC3339.maximumSeconds, RFC3339.minimumSeconds, 4, 7])
         #expect(back.metrics.map(\.time.nanos) == [999_999_999, 0, 999_999_999, 0])
         #expect(try Pb_OutliersRequest(jsonUTF8Bytes: body).metrics.map(\.time) == back.metrics.map(\.time))
@@ -810,15 +810,15 @@ private func text(_ bytes: [UInt8]) -> String {
         var generator = SeededGenerator(seed: 2024)
         for _ in 0..<500 {
             let original = Self.randomRequest(&generator)
-            let ours = OutliersJSON.encodeRequest(original)
+            let ours = JSONCodec.encodeRequest(original)
             #expect(try JSONSerialization.jsonObject(with: Data(ours)) is [String: Any])
             // Ours → ours, bit for bit (NaN is Double.nan, which reads back as itself).
-            #expect(same(try OutliersJSON.decodeRequest(ours), original), "\(text(ours))")
+            #expect(same(try JSONCodec.decodeRequest(ours), original), "\(text(ours))")
             // Ours → swift-protobuf.
             #expect(same(try Pb_OutliersRequest(jsonUTF8Bytes: ours), original), "\(text(ours))")
             // swift-protobuf → ours.
             let theirs: [UInt8] = try original.jsonUTF8Bytes()
-            #expect(same(try OutliersJSON.decodeRequest(theirs), original), "\(text(theirs))")
+            #expect(same(try JSONCodec.decodeRequest(theirs), original), "\(text(theirs))")
             // Transcoding is swift-protobuf's serialization.
             let serialized: [UInt8] = try original.serializedBytes()
             #expect(try transcode(ours) == serialized)
@@ -835,7 +835,7 @@ private func text(_ bytes: [UInt8]) -> String {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../examples/metrics.json")
         guard let data = try? Data(contentsOf: url) else { return }  // not every checkout has it yet
         let bytes = Array(data)
-        let request = try OutliersJSON.decodeRequest(bytes)
+        let request = try JSONCodec.decodeRequest(bytes)
         #expect(request.metrics.count == 1000)
         #expect(same(request, try Pb_OutliersRequest(jsonUTF8Bytes: bytes)))
         try expectTranscodingAgrees(bytes)
@@ -848,18 +848,18 @@ private func text(_ bytes: [UInt8]) -> String {
         let bad = Array(#"{"metrics":[{"time":"2020-05-22T14:13:11Z","name":"CPU","value":97.3},{"valu":1}]}"#.utf8)
         let broken = Array(#"{"metrics":[{"time":"2020-05-22T14:13:11Z","name":"CPU","value":97.3},{"value":1}"#.utf8)
         for _ in 0..<10_000 {
-            #expect(try OutliersJSON.decodeRequest(body).metrics.count == 2)
+            #expect(try JSONCodec.decodeRequest(body).metrics.count == 2)
             #expect(try transcode(body).count == 35)
             #expect(throws: JSONCodecError.self) { try transcode(bad) }
-            #expect(throws: JSONCodecError.self) { try OutliersJSON.decodeRequest(bad) }
-            #expect(throws: JSONCodecError.self) { try OutliersJSON.decodeRequest(broken) }
+            #expect(throws: JSONCodecError.self) { try JSONCodec.decodeRequest(bad) }
+            #expect(throws: JSONCodecError.self) { try JSONCodec.decodeRequest(broken) }
         }
     }
 
     @Test func decodesOnManyThreadsAtOnce() async throws {
         var generator = SeededGenerator(seed: 5)
         let requests = (0..<16).map { _ in RoundTrips.randomRequest(&generator) }
-        let bodies = requests.map { OutliersJSON.encodeRequest($0) }
+        let bodies = requests.map { JSONCodec.encodeRequest($0) }
         let expected: [[UInt8]] = try requests.map { try $0.serializedBytes() }
         let results = await withTaskGroup(of: (Int, Bool).self) { group in
             for index in 0..<bodies.count {
@@ -869,7 +869,7 @@ private func text(_ bytes: [UInt8]) -> String {
                     var ok = true
                     for _ in 0..<200 {
                         ok = ok && (try? transcode(body)) == wire
-                        ok = ok && (try? OutliersJSON.decodeRequest(body).serializedBytes()) == wire
+                        ok = ok && (try? JSONCodec.decodeRequest(body).serializedBytes()) == wire
                     }
                     return (index, ok)
                 }

@@ -1,16 +1,14 @@
 import CJansson
 import Foundation
 import Synchronization
-#if canImport(Glibc)
 import Glibc
-#endif
 import OutliersProto
 import SwiftProtobuf
 import Testing
 @testable import OutliersJSON
 
 private func decode(_ text: String) throws(JSONCodecError) -> Pb_OutliersRequest {
-    try OutliersJSON.decodeRequest(Array(text.utf8))
+    try JSONCodec.decodeRequest(Array(text.utf8))
 }
 
 private func failure(_ text: String) -> JSONCodecError? {
@@ -23,7 +21,7 @@ private func failure(_ text: String) -> JSONCodecError? {
 }
 
 private func transcode(_ bytes: [UInt8]) throws -> [UInt8] {
-    try bytes.withUnsafeBytes { raw in try OutliersJSON.transcodeRequest(raw) }
+    try bytes.withUnsafeBytes { raw in try JSONCodec.transcodeRequest(raw) }
 }
 
 // MARK: Accepted shapes
@@ -136,7 +134,7 @@ func badTimesAreRejectedWithTheirPath(text: String) {
     #expect(failure(#"{"metrics":[],"metrics":[]}"#)?.description.contains("duplicate") == true)
     #expect(failure(#"[{"value":1,"value":2}]"#) != nil)
     // Invalid UTF-8 and overflowing numbers.
-    #expect(throws: JSONCodecError.self) { try OutliersJSON.decodeRequest([0x5B, 0x22, 0xFF, 0x22, 0x5D]) }
+    #expect(throws: JSONCodecError.self) { try JSONCodec.decodeRequest([0x5B, 0x22, 0xFF, 0x22, 0x5D]) }
     #expect(failure("[1e400]") != nil)
 }
 
@@ -150,10 +148,10 @@ func badTimesAreRejectedWithTheirPath(text: String) {
 // MARK: Encoding
 
 @Test func responsesAndErrors() throws {
-    #expect(String(decoding: OutliersJSON.encodeResponse(indices: [7, 113, 835]), as: UTF8.self) == #"{"indices":[7,113,835]}"#)
-    #expect(String(decoding: OutliersJSON.encodeResponse(indices: []), as: UTF8.self) == #"{"indices":[]}"#)
+    #expect(String(decoding: JSONCodec.encodeResponse(indices: [7, 113, 835]), as: UTF8.self) == #"{"indices":[7,113,835]}"#)
+    #expect(String(decoding: JSONCodec.encodeResponse(indices: []), as: UTF8.self) == #"{"indices":[]}"#)
     let message = "line\n\"quoted\" \\ tab\t \u{1} é 值"
-    let body = OutliersJSON.encodeError(code: 3, message: message)
+    let body = JSONCodec.encodeError(code: 3, message: message)
     let parsed = try JSONSerialization.jsonObject(with: Data(body)) as! [String: Any]
     #expect(parsed["code"] as? Int == 3)
     #expect(parsed["message"] as? String == message)
@@ -203,16 +201,16 @@ private func same(_ a: Pb_OutliersRequest, _ b: Pb_OutliersRequest) -> Bool {
     var generator = SystemRandomNumberGenerator()
     for _ in 0..<300 {
         let original = randomRequest(&generator)
-        let ours = OutliersJSON.encodeRequest(original)
+        let ours = JSONCodec.encodeRequest(original)
         // Ours → ours.
-        #expect(same(try OutliersJSON.decodeRequest(ours), original))
+        #expect(same(try JSONCodec.decodeRequest(ours), original))
         // Ours → swift-protobuf.
         #expect(same(try Pb_OutliersRequest(jsonUTF8Bytes: ours), original), "\(String(decoding: ours, as: UTF8.self))")
         // swift-protobuf → ours.
         let theirs: [UInt8] = try original.jsonUTF8Bytes()
-        #expect(same(try OutliersJSON.decodeRequest(theirs), original), "\(String(decoding: theirs, as: UTF8.self))")
+        #expect(same(try JSONCodec.decodeRequest(theirs), original), "\(String(decoding: theirs, as: UTF8.self))")
         // Transcoding equals swift-protobuf's serialization of the decoded message.
-        let expected: [UInt8] = try OutliersJSON.decodeRequest(ours).serializedBytes()
+        let expected: [UInt8] = try JSONCodec.decodeRequest(ours).serializedBytes()
         #expect(try transcode(ours) == expected)
     }
 }
@@ -254,11 +252,11 @@ private let janssonCountingThread = Atomic<UInt>(0)
     let before = janssonLiveBlocks.load(ordering: .relaxed)
     let good = Array(#"{"metrics":[{"time":"2020-05-22T14:13:11Z","name":"CPU","value":97.3},{"value":1}]}"#.utf8)
     for _ in 0..<1_000 {
-        #expect(try OutliersJSON.decodeRequest(good).metrics.count == 2)
+        #expect(try JSONCodec.decodeRequest(good).metrics.count == 2)
         for bad in [#"{"metrics":[{"valu":1}]}"#, #"{"metrics":[{"value":1}"#, #"[1,{"value":2}]"#, #"{"metrics":[],"x":1}"#] {
             #expect(failure(bad) != nil)
         }
-        _ = try good.withUnsafeBytes { raw in try OutliersJSON.transcodeWithJansson(raw) }
+        _ = try good.withUnsafeBytes { raw in try JSONCodec.transcodeWithJansson(raw) }
     }
     let drift = janssonLiveBlocks.load(ordering: .relaxed) - before
     #expect(drift == 0, "\(drift) jansson blocks still alive after 6,000 decodes")
@@ -269,7 +267,7 @@ private let janssonCountingThread = Atomic<UInt>(0)
 private func scannerAgrees(_ body: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
     body.withUnsafeBytes { raw in
         guard let fast = PlainBodyScanner.transcode(raw) else { return false }
-        let slow = Result { () throws(JSONCodecError) -> [UInt8] in try OutliersJSON.transcodeWithJansson(raw) }
+        let slow = Result { () throws(JSONCodecError) -> [UInt8] in try JSONCodec.transcodeWithJansson(raw) }
         #expect((try? slow.get()) == fast, "\(String(decoding: body, as: UTF8.self))", sourceLocation: sourceLocation)
         return true
     }
@@ -303,7 +301,7 @@ private func scannerAgrees(_ body: [UInt8], sourceLocation: SourceLocation = #_s
         for i in request.metrics.indices where Int.random(in: 0..<4, using: &generator) > 0 {
             request.metrics[i].name = ["CPU", "", "mem"].randomElement(using: &generator)!
         }
-        var body = OutliersJSON.encodeRequest(request)
+        var body = JSONCodec.encodeRequest(request)
         if round % 2 == 1 {
             for _ in 0..<Int.random(in: 1...3, using: &generator) where !body.isEmpty {
                 let position = Int.random(in: 0..<body.count, using: &generator)
@@ -347,7 +345,7 @@ private func scannerAgrees(_ body: [UInt8], sourceLocation: SourceLocation = #_s
 
 private func limitFailure(_ body: [UInt8], _ limit: Int) -> JSONCodecError? {
     let result = body.withUnsafeBytes { raw in
-        Result { () throws(JSONCodecError) -> [UInt8] in try OutliersJSON.transcodeRequest(raw, maximumMessageBytes: limit) }
+        Result { () throws(JSONCodecError) -> [UInt8] in try JSONCodec.transcodeRequest(raw, maximumMessageBytes: limit) }
     }
     if case .failure(let error) = result { return error }
     return nil
@@ -361,12 +359,12 @@ private func limitFailure(_ body: [UInt8], _ limit: Int) -> JSONCodecError? {
     for body in [plain, escaped] {
         let full = try transcode(body)
         for limit in [full.count, full.count + 1, Int.max] {
-            let bytes = try body.withUnsafeBytes { raw in try OutliersJSON.transcodeRequest(raw, maximumMessageBytes: limit) }
+            let bytes = try body.withUnsafeBytes { raw in try JSONCodec.transcodeRequest(raw, maximumMessageBytes: limit) }
             #expect(bytes == full)
         }
         for limit in [0, 1, full.count / 2, full.count - 1] {
             #expect(throws: JSONCodecError.self) {
-                try body.withUnsafeBytes { raw in try OutliersJSON.transcodeRequest(raw, maximumMessageBytes: limit) }
+                try body.withUnsafeBytes { raw in try JSONCodec.transcodeRequest(raw, maximumMessageBytes: limit) }
             }
             let error = limitFailure(body, limit)
             #expect(error?.isMessageTooLarge == true, "limit \(limit)")
