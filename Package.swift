@@ -74,19 +74,27 @@ let package = Package(
         ]),
         .testTarget(name: "RESTGatewayTests", dependencies: ["RESTGateway"]),
 
+        // The client side of the contract: the article's demo request, one Detect call,
+        // and the load generator behind `outliers detect --calls`.
+        .target(name: "OutliersClient", dependencies: [
+            "Detection", "H2GRPC", "OutliersJSON", "OutliersProto",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+        .testTarget(name: "OutliersClientTests", dependencies: ["OutliersClient", "OutliersProto"]),
+
         // `outliers bench`: JSON against protobuf, size and speed (statistics, codecs, reports).
         .target(name: "SerializationBench", dependencies: [
-            "CZlib", "Detection", "OutliersJSON", "OutliersProto", "OutliersService",
+            "CZlib", "Detection", "OutliersClient", "OutliersJSON", "OutliersProto", "OutliersService",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         .testTarget(name: "SerializationBenchTests", dependencies: [
-            "SerializationBench", "Detection", "OutliersJSON", "OutliersProto", "OutliersService",
+            "SerializationBench", "Detection", "OutliersClient", "OutliersJSON", "OutliersProto", "OutliersService",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
 
         // The command line: commands only, no logic.
         .executableTarget(name: "outliers", dependencies: [
-            "Detection", "OutliersProto", "OutliersService", "H2GRPC", "OutliersJSON", "RESTGateway",
+            "Detection", "OutliersClient", "OutliersProto", "OutliersService", "H2GRPC", "OutliersJSON", "RESTGateway",
             "SerializationBench",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

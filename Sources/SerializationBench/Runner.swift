@@ -2,6 +2,7 @@ import Detection
 import Foundation
 import OutliersJSON
 import OutliersProto
+import OutliersClient
 import OutliersService
 import SwiftProtobuf
 

@@ -1,7 +1,7 @@
 import Foundation
 import OutliersJSON
 import OutliersProto
-import OutliersService
+import OutliersClient
 import SwiftProtobuf
 import Testing
 @testable import SerializationBench

@@ -2,7 +2,7 @@ import Detection
 import Foundation
 import OutliersJSON
 import OutliersProto
-import OutliersService
+import OutliersClient
 import SwiftProtobuf
 import Testing
 @testable import SerializationBench
