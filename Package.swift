@@ -7,6 +7,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "outliers", targets: ["outliers"]),
+        // `outliers bench` runs this one, built next to it.
+        .executable(name: "outliers-bench", targets: ["outliers-bench"]),
         // For the fuzz package (Fuzz/Package.swift), which depends on this one by path.
         .library(name: "OutliersProto", targets: ["OutliersProto"]),
         .library(name: "OutliersJSON", targets: ["OutliersJSON"]),
@@ -94,11 +96,15 @@ let package = Package(
 
         // The command line: commands only, no logic.
         .executableTarget(name: "outliers", dependencies: [
-            "Detection", "OutliersClient", "OutliersProto", "OutliersService", "H2GRPC", "OutliersJSON", "RESTGateway",
-            "SerializationBench",
-            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "H2GRPC", "OutliersClient", "OutliersJSON", "OutliersService", "RESTGateway",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        // `outliers bench` as a program of its own, so that the commands above do not link
+        // SerializationBench (nor its allocation counter); `outliers bench` execs it.
+        .executableTarget(name: "outliers-bench", dependencies: [
+            "SerializationBench",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "DetectionTests", dependencies: ["Detection"]),
