@@ -64,7 +64,7 @@ let package = Package(
             "CJansson", "OutliersProto",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
-        .testTarget(name: "OutliersJSONTests", dependencies: ["OutliersJSON"]),
+        .testTarget(name: "OutliersJSONTests", dependencies: ["OutliersJSON", "Detection"]),
 
         // The REST front: libmicrohttpd, routes, error mapping, /metrics.
         .target(name: "RESTGateway", dependencies: [
