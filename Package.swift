@@ -90,7 +90,7 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         .testTarget(name: "SerializationBenchTests", dependencies: [
-            "SerializationBench", "Detection", "OutliersClient", "OutliersJSON", "OutliersProto", "OutliersService",
+            "SerializationBench", "Detection", "OutliersClient", "OutliersJSON", "OutliersProto",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
 
