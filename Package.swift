@@ -7,6 +7,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "outliers", targets: ["outliers"]),
+        // `outliers bench` runs this one, built next to it.
+        .executable(name: "outliers-bench", targets: ["outliers-bench"]),
         // For the fuzz package (Fuzz/Package.swift), which depends on this one by path.
         .library(name: "OutliersProto", targets: ["OutliersProto"]),
         .library(name: "OutliersJSON", targets: ["OutliersJSON"]),
@@ -62,7 +64,7 @@ let package = Package(
             "CJansson", "OutliersProto",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
-        .testTarget(name: "OutliersJSONTests", dependencies: ["OutliersJSON"]),
+        .testTarget(name: "OutliersJSONTests", dependencies: ["OutliersJSON", "Detection"]),
 
         // The REST front: libmicrohttpd, routes, error mapping, /metrics.
         .target(name: "RESTGateway", dependencies: [
@@ -74,23 +76,35 @@ let package = Package(
         ]),
         .testTarget(name: "RESTGatewayTests", dependencies: ["RESTGateway"]),
 
+        // The client side of the contract: the article's demo request, one Detect call,
+        // and the load generator behind `outliers detect --calls`.
+        .target(name: "OutliersClient", dependencies: [
+            "Detection", "H2GRPC", "OutliersJSON", "OutliersProto",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+        .testTarget(name: "OutliersClientTests", dependencies: ["OutliersClient", "OutliersProto"]),
+
         // `outliers bench`: JSON against protobuf, size and speed (statistics, codecs, reports).
         .target(name: "SerializationBench", dependencies: [
-            "CZlib", "OutliersJSON", "OutliersProto", "OutliersService",
+            "CZlib", "Detection", "OutliersClient", "OutliersJSON", "OutliersProto", "OutliersService",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         .testTarget(name: "SerializationBenchTests", dependencies: [
-            "SerializationBench", "OutliersJSON", "OutliersProto", "OutliersService",
+            "SerializationBench", "Detection", "OutliersClient", "OutliersJSON", "OutliersProto",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
 
         // The command line: commands only, no logic.
         .executableTarget(name: "outliers", dependencies: [
-            "Detection", "OutliersProto", "OutliersService", "H2GRPC", "OutliersJSON", "RESTGateway",
-            "SerializationBench",
-            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "H2GRPC", "OutliersClient", "OutliersJSON", "OutliersService", "RESTGateway",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        // `outliers bench` as a program of its own, so that the commands above do not link
+        // SerializationBench (nor its allocation counter); `outliers bench` execs it.
+        .executableTarget(name: "outliers-bench", dependencies: [
+            "SerializationBench",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "DetectionTests", dependencies: ["Detection"]),

@@ -7,9 +7,9 @@
         PlainBodyScanner.transcode(body)
     }
 
-    /// `OutliersJSON.transcodeWithJansson`: the path every declined body takes.
+    /// `JSONCodec.transcodeWithJansson`: the path every declined body takes.
     public static func janssonTranscode(_ body: UnsafeRawBufferPointer) throws(JSONCodecError) -> [UInt8] {
-        try OutliersJSON.transcodeWithJansson(body)
+        try JSONCodec.transcodeWithJansson(body)
     }
 
     /// `RFC3339.check`: seconds and nanos, or nil with `outOfRange` telling why.

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// One pass over a /detect body in the plain shape every client sends, straight to
 /// protobuf bytes: no tree, no allocation per value.

@@ -1,11 +1,16 @@
-/// Serializes metrics as the repeated field 1 of `pb.OutliersRequest`, byte for byte
-/// as swift-protobuf serializes a `Pb_Metric`: time (field 1) when set, name
-/// (field 2) when not empty, value (field 3) when its bits are not zero.
+import OutliersProto
+
+/// Serializes metrics as the repeated `metrics` field of `pb.OutliersRequest`, byte
+/// for byte as swift-protobuf serializes a `Pb_Metric`: time when set, name when not
+/// empty, value when its bits are not zero (field numbers: `OutliersWire`).
 ///
 /// With a `limit`, the writer stops at the first metric that would take the output
 /// past it and sets `exceeded`: the caller stops converting, so memory is bounded by
 /// the limit, not by the body.
 struct ProtobufMetricWriter {
+    private typealias Metric = OutliersWire.Metric
+    private typealias Timestamp = OutliersWire.Timestamp
+    private typealias WireType = OutliersWire.WireType
     private(set) var output: [UInt8] = []
     private var metric: [UInt8] = []
     let limit: Int
@@ -25,24 +30,24 @@ struct ProtobufMetricWriter {
             var length = 0
             if time.seconds != 0 { length += 1 + Self.varintSize(UInt64(bitPattern: time.seconds)) }
             if time.nanos != 0 { length += 1 + Self.varintSize(UInt64(bitPattern: Int64(time.nanos))) }
-            metric.append(0x0A)
+            metric.append(OutliersWire.key(Metric.time, WireType.lengthDelimited))
             Self.appendVarint(UInt64(length), to: &metric)
             if time.seconds != 0 {
-                metric.append(0x08)
+                metric.append(OutliersWire.key(Timestamp.seconds, WireType.varint))
                 Self.appendVarint(UInt64(bitPattern: time.seconds), to: &metric)
             }
             if time.nanos != 0 {
-                metric.append(0x10)
+                metric.append(OutliersWire.key(Timestamp.nanos, WireType.varint))
                 Self.appendVarint(UInt64(bitPattern: Int64(time.nanos)), to: &metric)
             }
         }
         if let name, !name.isEmpty {
-            metric.append(0x12)
+            metric.append(OutliersWire.key(Metric.name, WireType.lengthDelimited))
             Self.appendVarint(UInt64(name.count), to: &metric)
             metric.append(contentsOf: name)
         }
         if value.bitPattern != 0 {
-            metric.append(0x19)
+            metric.append(OutliersWire.key(Metric.value, WireType.fixed64))
             withUnsafeBytes(of: value.bitPattern.littleEndian) { metric.append(contentsOf: $0) }
         }
         let entryBytes = 1 + Self.varintSize(UInt64(metric.count)) + metric.count
@@ -50,7 +55,7 @@ struct ProtobufMetricWriter {
             exceeded = true
             return
         }
-        output.append(0x0A)
+        output.append(OutliersWire.key(OutliersWire.OutliersRequest.metrics, WireType.lengthDelimited))
         Self.appendVarint(UInt64(metric.count), to: &output)
         output.append(contentsOf: metric)
     }

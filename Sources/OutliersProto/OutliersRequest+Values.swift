@@ -22,7 +22,7 @@ public enum OutliersRequestValues {
         values.reserveCapacity(bytes.count / 20)
         while !reader.atEnd {
             guard let (field, wireType) = reader.tag() else { return nil }
-            if field == 1 && wireType == 2 {
+            if field == OutliersWire.OutliersRequest.metrics && wireType == OutliersWire.WireType.lengthDelimited {
                 guard let metric = reader.lengthDelimited(), let value = metricValue(metric) else { return nil }
                 values.append(value)
             } else {
@@ -32,22 +32,24 @@ public enum OutliersRequestValues {
         return values
     }
 
-    /// `Metric.value` (field 3, last one wins, 0 when absent), after checking that
-    /// the time (field 1) is a well-formed Timestamp and the name (field 2) ASCII.
+    /// `Metric.value` (last one wins, 0 when absent), after checking that the time is
+    /// a well-formed Timestamp and the name ASCII.
     private static func metricValue(_ bytes: UnsafeRawBufferPointer) -> Double? {
+        typealias Metric = OutliersWire.Metric
+        typealias WireType = OutliersWire.WireType
         var reader = WireReader(bytes)
         var value = 0.0
         while !reader.atEnd {
             guard let (field, wireType) = reader.tag() else { return nil }
             switch (field, wireType) {
-            case (3, 1):
+            case (Metric.value, WireType.fixed64):
                 guard let bits = reader.fixed64() else { return nil }
                 value = Double(bitPattern: bits)
-            case (2, 2):
+            case (Metric.name, WireType.lengthDelimited):
                 guard let name = reader.lengthDelimited(), isASCII(name) else { return nil }
-            case (1, 2):
+            case (Metric.time, WireType.lengthDelimited):
                 guard let time = reader.lengthDelimited(), isPlainMessage(time) else { return nil }
-            case (1, _), (2, _), (3, _):
+            case (Metric.time, _), (Metric.name, _), (Metric.value, _):
                 return nil  // a known field with another wire type: let swift-protobuf decide
             default:
                 guard reader.skip(wireType: wireType) else { return nil }
@@ -65,9 +67,12 @@ public enum OutliersRequestValues {
 
     /// Fields of scalar wire types only (a Timestamp: seconds and nanos as varints).
     private static func isPlainMessage(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        typealias WireType = OutliersWire.WireType
         var reader = WireReader(bytes)
         while !reader.atEnd {
-            guard let (field, wireType) = reader.tag(), wireType == 0 || (field > 2 && wireType != 2),
+            guard let (field, wireType) = reader.tag(),
+                  wireType == WireType.varint
+                      || (field > OutliersWire.Timestamp.nanos && wireType != WireType.lengthDelimited),
                   reader.skip(wireType: wireType) else { return false }
         }
         return true
@@ -138,10 +143,10 @@ struct WireReader {
     @inline(__always)
     mutating func skip(wireType: Int) -> Bool {
         switch wireType {
-        case 0: return varint() != nil
-        case 1: return fixed64() != nil
-        case 2: return lengthDelimited() != nil
-        case 5:
+        case OutliersWire.WireType.varint: return varint() != nil
+        case OutliersWire.WireType.fixed64: return fixed64() != nil
+        case OutliersWire.WireType.lengthDelimited: return lengthDelimited() != nil
+        case OutliersWire.WireType.fixed32:
             guard bytes.count - offset >= 4 else { return false }
             offset += 4
             return true

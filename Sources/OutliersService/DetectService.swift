@@ -26,12 +26,7 @@ public struct DetectService: Sendable {
         if let fast = OutliersRequestValues.decode(request) {
             values = fast
         } else {
-            do {
-                values = try Pb_OutliersRequest(serializedBytes: request).metrics.map(\.value)
-            } catch {
-                // An unparsable message is the transport's failure, not the caller's value.
-                throw GRPCStatus(.internalError, "grpc: failed to unmarshal the request: \(error)")
-            }
+            values = try Pb_OutliersRequest.decodedRequest(request).metrics.map(\.value)
         }
         let indices: [Int32]
         do {
@@ -41,10 +36,6 @@ public struct DetectService: Sendable {
         }
         var response = Pb_OutliersResponse()
         response.indices = indices
-        do {
-            return try response.serializedBytes()
-        } catch {
-            throw GRPCStatus(.internalError, "cannot serialize the response: \(error)")
-        }
+        return try response.serializedAnswer("response")
     }
 }

@@ -8,29 +8,29 @@ import Synchronization
 /// NOT_FOUND from Check and SERVICE_UNKNOWN from Watch, whose stream stays open.
 public final class HealthService: Sendable {
     public static let serviceName = "grpc.health.v1.Health"
-    typealias Status = Grpc_Health_V1_HealthCheckResponse.ServingStatus
+    typealias ServingStatus = Grpc_Health_V1_HealthCheckResponse.ServingStatus
 
     private struct State {
-        var statuses: [String: Status]
+        var statuses: [String: ServingStatus]
         var watchers: [ObjectIdentifier: (service: String, writer: ServerStreamWriter)] = [:]
     }
     private let state: Mutex<State>
 
     public init(services: [String]) {
-        var statuses: [String: Status] = ["": .serving]
+        var statuses: [String: ServingStatus] = ["": .serving]
         for service in services { statuses[service] = .serving }
         state = Mutex(State(statuses: statuses))
     }
 
     /// Sets every known service's status and tells the watchers.
     public func setAll(serving: Bool) {
-        let status: Status = serving ? .serving : .notServing
+        let status: ServingStatus = serving ? .serving : .notServing
         let notify = state.withLock { state in
             for key in state.statuses.keys { state.statuses[key] = status }
             return state.watchers.values.filter { state.statuses[$0.service] != nil }.map(\.writer)
         }
-        let bytes = Self.response(status)
-        for writer in notify { writer.send(bytes) }
+        let answer = Result { () throws(GRPCStatus) in try Self.response(status) }
+        for writer in notify { writer.send { () throws(GRPCStatus) in try answer.get() } }
     }
 
     /// Ends every Watch stream (server shutdown): they would otherwise hold the drain.
@@ -50,7 +50,7 @@ public final class HealthService: Sendable {
                 guard let status = state.withLock({ $0.statuses[service] }) else {
                     throw GRPCStatus(.notFound, "unknown service \"\(service)\"")
                 }
-                return Self.response(status)
+                return try Self.response(status)
             },
             MethodPath.healthWatch: .streaming { [self] _, writer in
                 WatchObserver(health: self, writer: writer)
@@ -59,11 +59,11 @@ public final class HealthService: Sendable {
     }
 
     fileprivate func startWatching(_ observer: WatchObserver, service: String) {
-        let status = state.withLock { state -> Status in
+        let status = state.withLock { state -> ServingStatus in
             state.watchers[ObjectIdentifier(observer)] = (service, observer.writer)
             return state.statuses[service] ?? .serviceUnknown
         }
-        observer.writer.send(Self.response(status))
+        observer.writer.send { () throws(GRPCStatus) in try Self.response(status) }
     }
 
     fileprivate func stopWatching(_ observer: WatchObserver) {
@@ -71,17 +71,13 @@ public final class HealthService: Sendable {
     }
 
     static func serviceName(in request: [UInt8]) throws(GRPCStatus) -> String {
-        do {
-            return try Grpc_Health_V1_HealthCheckRequest(serializedBytes: request).service
-        } catch {
-            throw GRPCStatus(.internalError, "grpc: failed to unmarshal the request: \(error)")
-        }
+        try Grpc_Health_V1_HealthCheckRequest.decodedRequest(request).service
     }
 
-    static func response(_ status: Status) -> [UInt8] {
+    static func response(_ status: ServingStatus) throws(GRPCStatus) -> [UInt8] {
         var response = Grpc_Health_V1_HealthCheckResponse()
         response.status = status
-        return (try? response.serializedBytes()) ?? []
+        return try response.serializedAnswer("health response")
     }
 }
 

@@ -1,7 +1,7 @@
+import Foundation
 import H2GRPC
 import OutliersProto
 import SwiftProtobuf
-import Foundation
 
 /// Server reflection from the embedded descriptors, under both
 /// `grpc.reflection.v1.ServerReflection` (grpcurl tries it first) and
@@ -70,12 +70,7 @@ public final class ReflectionService: Sendable {
 
     /// Answers one request message.
     func answer(_ bytes: [UInt8]) throws(GRPCStatus) -> [UInt8] {
-        let request: Grpc_Reflection_V1_ServerReflectionRequest
-        do {
-            request = try Grpc_Reflection_V1_ServerReflectionRequest(serializedBytes: bytes)
-        } catch {
-            throw GRPCStatus(.internalError, "grpc: failed to unmarshal the request: \(error)")
-        }
+        let request = try Grpc_Reflection_V1_ServerReflectionRequest.decodedRequest(bytes)
         var response = Grpc_Reflection_V1_ServerReflectionResponse()
         response.validHost = request.host
         response.originalRequest = request
@@ -117,11 +112,7 @@ public final class ReflectionService: Sendable {
                 $0.errorMessage = "empty reflection request"
             }
         }
-        do {
-            return try response.serializedBytes()
-        } catch {
-            throw GRPCStatus(.internalError, "cannot serialize the reflection response: \(error)")
-        }
+        return try response.serializedAnswer("reflection response")
     }
 
     /// The file and everything it imports, transitively, the file itself first.
@@ -158,11 +149,7 @@ private final class ReflectionObserver: ServerStreamObserver {
     }
 
     func received(_ message: [UInt8]) {
-        do {
-            writer.send(try reflection.answer(message))
-        } catch {
-            writer.finish(error)
-        }
+        writer.send { () throws(GRPCStatus) in try reflection.answer(message) }
     }
 
     func inputEnded() { writer.finish(.ok) }

@@ -11,7 +11,7 @@ extension Gateway {
             let limit = configuration.maximumMessageBytes
             let result = state.body.withUnsafeBytes { raw in
                 Result { () throws(JSONCodecError) -> [UInt8] in
-                    try OutliersJSON.transcodeRequest(raw, maximumMessageBytes: limit)
+                    try JSONCodec.transcodeRequest(raw, maximumMessageBytes: limit)
                 }
             }
             switch result {
@@ -82,7 +82,7 @@ extension Gateway {
             }
             do {
                 let answer = try Pb_OutliersResponse(serializedBytes: response.message)
-                return HTTPResponse(status: 200, body: OutliersJSON.encodeResponse(answer))
+                return HTTPResponse(status: 200, body: JSONCodec.encodeResponse(answer))
             } catch {
                 metrics.upstreamError(.internalError)
                 return errorResponse(.internalError, "the backend's answer is not a pb.OutliersResponse: \(error)")

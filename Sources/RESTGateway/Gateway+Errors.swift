@@ -11,6 +11,6 @@ extension Gateway {
     /// routing status where the HTTP layer decides: 404, 405, 413, 415).
     func errorResponse(_ code: GRPCStatus.Code, _ message: String, httpStatus: Int? = nil) -> HTTPResponse {
         HTTPResponse(status: httpStatus ?? code.httpStatus,
-                     body: OutliersJSON.encodeError(code: code.rawValue, message: message))
+                     body: JSONCodec.encodeError(code: code.rawValue, message: message))
     }
 }

@@ -241,19 +241,19 @@ public struct SwiftProtobufJSON<Message: BenchMessage & SwiftProtobuf.Message>: 
     public func message(from native: Message) throws -> Message { native }
 }
 
-/// proto3 JSON through the gateway's codec: `OutliersJSON.encodeRequest` (a direct
-/// writer) and `OutliersJSON.decodeRequest` (jansson).
+/// proto3 JSON through the gateway's codec: `JSONCodec.encodeRequest` (a direct
+/// writer) and `JSONCodec.decodeRequest` (jansson).
 public struct OutliersJSONRequest: BenchCodec {
     public init() {}
     public var id: String { "json-outliers" }
     public var title: String { "proto3 JSON (OutliersJSON/jansson)" }
     public func prepare(_ message: Pb_OutliersRequest) throws -> Pb_OutliersRequest { message }
-    public func encode(_ native: Pb_OutliersRequest) throws -> [UInt8] { OutliersJSON.encodeRequest(native) }
-    public func decode(_ wire: [UInt8]) throws -> Pb_OutliersRequest { try OutliersJSON.decodeRequest(wire) }
+    public func encode(_ native: Pb_OutliersRequest) throws -> [UInt8] { JSONCodec.encodeRequest(native) }
+    public func decode(_ wire: [UInt8]) throws -> Pb_OutliersRequest { try JSONCodec.decodeRequest(wire) }
     public func message(from native: Pb_OutliersRequest) throws -> Pb_OutliersRequest { native }
 }
 
-/// `{"indices":[…]}` through `OutliersJSON.encodeResponse`. OutliersJSON has no
+/// `{"indices":[…]}` through `JSONCodec.encodeResponse`. OutliersJSON has no
 /// response decoder (the gateway never reads one), so decoding is not timed; the
 /// output is checked by decoding it with swift-protobuf's JSON decoder.
 public struct OutliersJSONResponse: BenchCodec {
@@ -264,13 +264,13 @@ public struct OutliersJSONResponse: BenchCodec {
         [.decode: "OutliersJSON has no response decoder (the gateway only writes responses): its decode is not timed; its output is checked with swift-protobuf's JSON decoder."]
     }
     public func prepare(_ message: Pb_OutliersResponse) throws -> Pb_OutliersResponse { message }
-    public func encode(_ native: Pb_OutliersResponse) throws -> [UInt8] { OutliersJSON.encodeResponse(native) }
+    public func encode(_ native: Pb_OutliersResponse) throws -> [UInt8] { JSONCodec.encodeResponse(native) }
     public func decode(_ wire: [UInt8]) throws -> Pb_OutliersResponse { try Pb_OutliersResponse(jsonUTF8Bytes: wire) }
     public func message(from native: Pb_OutliersResponse) throws -> Pb_OutliersResponse { native }
 }
 
 /// The gateway's request path: a JSON body straight to protobuf bytes
-/// (`OutliersJSON.transcodeRequest`), timed as this row's decode. Its "encode"
+/// (`JSONCodec.transcodeRequest`), timed as this row's decode. Its "encode"
 /// (protobuf bytes → JSON body, for the check) is not something the gateway does.
 public struct GatewayRequest: BenchCodec {
     public init() {}
@@ -278,20 +278,20 @@ public struct GatewayRequest: BenchCodec {
     public var title: String { "gateway: JSON body → protobuf bytes" }
     public var role: CodecRole { .gateway }
     public var untimed: [BenchOperation: String] {
-        [.encode: "The gateway row for requests times one conversion, JSON body → protobuf bytes (OutliersJSON.transcodeRequest), shown as its decode; its bytes are the JSON body's."]
+        [.encode: "The gateway row for requests times one conversion, JSON body → protobuf bytes (JSONCodec.transcodeRequest), shown as its decode; its bytes are the JSON body's."]
     }
     public func prepare(_ message: Pb_OutliersRequest) throws -> [UInt8] { try message.serializedBytes() }
     public func encode(_ native: [UInt8]) throws -> [UInt8] {
-        OutliersJSON.encodeRequest(try Pb_OutliersRequest(serializedBytes: native))
+        JSONCodec.encodeRequest(try Pb_OutliersRequest(serializedBytes: native))
     }
     public func decode(_ wire: [UInt8]) throws -> [UInt8] {
-        try wire.withUnsafeBytes { raw in try OutliersJSON.transcodeRequest(raw) }
+        try wire.withUnsafeBytes { raw in try JSONCodec.transcodeRequest(raw) }
     }
     public func message(from native: [UInt8]) throws -> Pb_OutliersRequest { try Pb_OutliersRequest(serializedBytes: native) }
 }
 
 /// The gateway's response path: protobuf bytes from the backend to the JSON body
-/// (`Pb_OutliersResponse(serializedBytes:)` then `OutliersJSON.encodeResponse`, as
+/// (`Pb_OutliersResponse(serializedBytes:)` then `JSONCodec.encodeResponse`, as
 /// the /detect route does), timed as this row's encode.
 public struct GatewayResponse: BenchCodec {
     public init() {}
@@ -299,11 +299,11 @@ public struct GatewayResponse: BenchCodec {
     public var title: String { "gateway: protobuf bytes → JSON body" }
     public var role: CodecRole { .gateway }
     public var untimed: [BenchOperation: String] {
-        [.decode: "The gateway row for responses times one conversion, protobuf bytes → JSON body (swift-protobuf decode, then OutliersJSON.encodeResponse), shown as its encode; its bytes are the JSON body's."]
+        [.decode: "The gateway row for responses times one conversion, protobuf bytes → JSON body (swift-protobuf decode, then JSONCodec.encodeResponse), shown as its encode; its bytes are the JSON body's."]
     }
     public func prepare(_ message: Pb_OutliersResponse) throws -> [UInt8] { try message.serializedBytes() }
     public func encode(_ native: [UInt8]) throws -> [UInt8] {
-        OutliersJSON.encodeResponse(try Pb_OutliersResponse(serializedBytes: native))
+        JSONCodec.encodeResponse(try Pb_OutliersResponse(serializedBytes: native))
     }
     public func decode(_ wire: [UInt8]) throws -> [UInt8] { try Pb_OutliersResponse(jsonUTF8Bytes: wire).serializedBytes() }
     public func message(from native: [UInt8]) throws -> Pb_OutliersResponse { try Pb_OutliersResponse(serializedBytes: native) }

@@ -1,6 +1,8 @@
+import Detection
 import Foundation
 import OutliersJSON
 import OutliersProto
+import OutliersClient
 import OutliersService
 import SwiftProtobuf
 
@@ -23,7 +25,7 @@ public struct BenchConfiguration: Sendable {
             self.request = request
         }
 
-        /// Reads `path` and decodes it with `OutliersJSON.decodeRequest`, as /detect does.
+        /// Reads `path` and decodes it with `JSONCodec.decodeRequest`, as /detect does.
         public static func load(path: String) throws(BenchError) -> Input {
             let data: Data
             do {
@@ -32,7 +34,7 @@ public struct BenchConfiguration: Sendable {
                 throw .input("cannot read \(path): \(error.localizedDescription)")
             }
             do {
-                return Input(name: path, request: try OutliersJSON.decodeRequest(Array(data)))
+                return Input(name: path, request: try JSONCodec.decodeRequest(Array(data)))
             } catch {
                 throw .input("\(path): \(error)")
             }
@@ -193,7 +195,7 @@ public struct DataInfo: Sendable, Equatable {
     public var sizes: [Int]
 
     public var description: String {
-        if let file { return "\(file) (\(sizes.map(grouped).joined(separator: ", ")) metrics), decoded with OutliersJSON.decodeRequest; responses are the detector's answers" }
+        if let file { return "\(file) (\(sizes.map(grouped).joined(separator: ", ")) metrics), decoded with JSONCodec.decodeRequest; responses are the detector's answers" }
         let times = timestamps == .distinct ? "distinct timestamps one second apart" : "one repeated timestamp (as the article's client sends)"
         return "the article's demo metrics (\"CPU\", uniform [0, 40), outliers planted at 7, 113, 835; seed \(seed ?? 0)), "
             + "\(times); responses are the detector's answers (the planted indices that fit)"
@@ -228,7 +230,7 @@ public struct BenchReport: Sendable, Equatable {
 }
 
 /// `outliers bench`: runs the codecs over the data and reports.
-public enum SerializationBench {
+public enum Benchmark {
     /// Checks every codec's round trip on every message first, then times them.
     /// Throws `BenchError.roundTrip` if any codec loses anything.
     public static func run(_ configuration: BenchConfiguration,
@@ -249,10 +251,8 @@ public enum SerializationBench {
                 throw .configuration("sizes must be a non-empty list of metric counts ≥ 0")
             }
             let distinct = configuration.timestamps == .distinct
-            requests = configuration.sizes.map { size in
-                configuration.seed.map { DemoRequest.make(count: size, seed: $0, distinctTimestamps: distinct) }
-                    ?? DemoRequest.make(count: size, distinctTimestamps: distinct)
-            }
+            let seed = configuration.seed ?? DemoData.defaultSeed
+            requests = configuration.sizes.map { DemoRequest.make(count: $0, seed: seed, distinctTimestamps: distinct) }
         }
 
         // Check every round trip before timing anything.
@@ -304,15 +304,12 @@ public enum SerializationBench {
                                 quick: configuration.quick, allocations: allocationText, allocationsCounted: allocationsAvailable)
         let data = configuration.input.map {
             DataInfo(source: "file", file: $0.name, timestamps: nil, seed: nil, sizes: [$0.request.metrics.count])
-        } ?? DataInfo(source: "demo", file: nil, timestamps: configuration.timestamps, seed: configuration.seed ?? demoSeed,
+        } ?? DataInfo(source: "demo", file: nil, timestamps: configuration.timestamps, seed: configuration.seed ?? DemoData.defaultSeed,
                       sizes: configuration.sizes)
         return BenchReport(started: started, command: configuration.command, machine: machine, build: BuildInfo.mode,
                            swift: BuildInfo.swiftVersion, method: method, data: data, results: results,
                            summary: summary(results), runNotes: detectorNotes)
     }
-
-    /// The demo generator's default seed (DemoData.defaultSeed), for the report.
-    static let demoSeed: UInt64 = 2020
 
     /// The detector's answer to `request`, as the backend would send it.
     static func detect(_ request: Pb_OutliersRequest, notes: inout [String]) -> Pb_OutliersResponse {

@@ -1,7 +1,5 @@
 import Dispatch
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Blocks until SIGINT or SIGTERM arrives, so a command can drain and exit 0.
 enum SignalWaiter {

@@ -102,3 +102,16 @@ private func request(_ values: [Double]) throws -> [UInt8] {
     #expect(response.fileDescriptorResponse.fileDescriptorProto.count == 2)
     #expect(response.originalRequest.fileContainingSymbol == "pb.Outliers")
 }
+
+/// Every service refuses a request it cannot parse the same way: INTERNAL, grpc-go's words.
+@Test func everyServiceRefusesAnUnparsableRequestAsInternal() throws {
+    let garbage: [UInt8] = [0x0A, 0x05, 0x19]
+    func isUnmarshalFailure(_ error: any Error) -> Bool {
+        let status = error as! GRPCStatus
+        return status.code == .internalError && status.message.hasPrefix("grpc: failed to unmarshal the request: ")
+    }
+    #expect(performing: { _ = try DetectService.detect(garbage, detector: OutlierDetector()) }, throws: isUnmarshalFailure)
+    #expect(performing: { _ = try HealthService.serviceName(in: garbage) }, throws: isUnmarshalFailure)
+    let reflection = try ReflectionService(services: OutliersBackend.serviceNames)
+    #expect(performing: { _ = try reflection.answer(garbage) }, throws: isUnmarshalFailure)
+}

@@ -64,13 +64,13 @@ import Testing
     for count in [1, 2, 10, 1000, 100_000] {
         for element in ["1", "9", "\"NaN\"", "{}", "{\"value\":1}", "0", "-1"] {
             let body = Array(("[" + Array(repeating: element, count: count).joined(separator: ",") + "]").utf8)
-            let message = try body.withUnsafeBytes { raw in try OutliersJSON.transcodeRequest(raw) }
+            let message = try body.withUnsafeBytes { raw in try JSONCodec.transcodeRequest(raw) }
             #expect(message.count <= GatewayConfiguration.largestMessage(forBodyBytes: body.count),
                     "\(count) × \(element): \(message.count) bytes from \(body.count)")
         }
     }
     // And it is tight: one-digit numbers come within 12 bytes of it.
     let dense = Array(("[" + Array(repeating: "1", count: 1000).joined(separator: ",") + "]").utf8)
-    let message = try dense.withUnsafeBytes { raw in try OutliersJSON.transcodeRequest(raw) }
+    let message = try dense.withUnsafeBytes { raw in try JSONCodec.transcodeRequest(raw) }
     #expect(GatewayConfiguration.largestMessage(forBodyBytes: dense.count) - message.count <= 12)
 }

@@ -1,7 +1,7 @@
 import Foundation
 import OutliersJSON
 import OutliersProto
-import OutliersService
+import OutliersClient
 import SwiftProtobuf
 import Testing
 @testable import SerializationBench
@@ -86,7 +86,7 @@ func everyRequestCodecRoundTripsTheDemoData(distinct: Bool) throws {
 
 @Test func everyResponseCodecRoundTripsTheDemoAnswer() throws {
     var notes: [String] = []
-    let answer = SerializationBench.detect(DemoRequest.make(count: 1000), notes: &notes)
+    let answer = Benchmark.detect(DemoRequest.make(count: 1000), notes: &notes)
     #expect(answer.indices == [7, 113, 835])
     #expect(notes.isEmpty)
     for codec in Codecs.response {

@@ -48,8 +48,8 @@ func syntheticReport() -> BenchReport {
         method: MethodInfo(minimumRoundSeconds: 0.02, rounds: 10, quick: false, allocations: "counted", allocationsCounted: true),
         data: DataInfo(source: "demo", file: nil, timestamps: .same, seed: 2020, sizes: [10, 1000]),
         results: results, summary: nil)
-    SerializationBench.addRatios(&report.results)
-    report.summary = SerializationBench.summary(report.results)
+    Benchmark.addRatios(&report.results)
+    report.summary = Benchmark.summary(report.results)
     return report
 }
 
@@ -103,7 +103,7 @@ func syntheticReport() -> BenchReport {
 }
 
 @Test func jsonOfAQuickRunParses() throws {
-    let report = try SerializationBench.run(.quick(sizes: [4]))
+    let report = try Benchmark.run(.quick(sizes: [4]))
     let root = try #require(try JSONSerialization.jsonObject(with: Data(ReportFormat.json.render(report).utf8)) as? [String: Any])
     #expect((root["results"] as? [Any])?.count == report.results.count)
     #expect(root["summary"] is [String: Any])

@@ -1,7 +1,8 @@
+import Detection
 import Foundation
 import OutliersJSON
 import OutliersProto
-import OutliersService
+import OutliersClient
 import SwiftProtobuf
 import Testing
 @testable import SerializationBench
@@ -14,9 +15,9 @@ struct LossyFloatJSON: BenchCodec {
     func encode(_ native: Pb_OutliersRequest) throws -> [UInt8] {
         var copy = native
         for index in copy.metrics.indices { copy.metrics[index].value = Double(Float(copy.metrics[index].value)) }
-        return OutliersJSON.encodeRequest(copy)
+        return JSONCodec.encodeRequest(copy)
     }
-    func decode(_ wire: [UInt8]) throws -> Pb_OutliersRequest { try OutliersJSON.decodeRequest(wire) }
+    func decode(_ wire: [UInt8]) throws -> Pb_OutliersRequest { try JSONCodec.decodeRequest(wire) }
     func message(from native: Pb_OutliersRequest) throws -> Pb_OutliersRequest { native }
 }
 
@@ -46,7 +47,7 @@ struct UnreadableResponse: BenchCodec {
 
 @Test func quickRunHasEveryCodecAndSizeAndChecksRoundTrips() throws {
     var steps: [String] = []
-    let report = try SerializationBench.run(.quick()) { steps.append($0) }
+    let report = try Benchmark.run(.quick()) { steps.append($0) }
     // Round trips are all checked before the first timing.
     let firstTiming = try #require(steps.firstIndex { $0.hasPrefix("timing") })
     #expect(steps[..<firstTiming].filter { $0.hasPrefix("checking") }.count == 2)
@@ -96,7 +97,7 @@ struct UnreadableResponse: BenchCodec {
     var steps: [String] = []
     let codecs = Codecs.request + [AnyBenchCodec(LossyFloatJSON())]
     do {
-        _ = try SerializationBench.run(.quick(sizes: [10]), requestCodecs: codecs) { steps.append($0) }
+        _ = try Benchmark.run(.quick(sizes: [10]), requestCodecs: codecs) { steps.append($0) }
         Issue.record("the run should have failed")
     } catch let error {
         guard case let .roundTrip(codec, _, message, items, detail) = error else {
@@ -112,10 +113,10 @@ struct UnreadableResponse: BenchCodec {
 
 @Test func aCodecThatDropsAMetricOrCannotReadItselfFails() {
     #expect(throws: BenchError.self) {
-        _ = try SerializationBench.run(.quick(sizes: [3]), requestCodecs: [AnyBenchCodec(DroppingCodec())], responseCodecs: [])
+        _ = try Benchmark.run(.quick(sizes: [3]), requestCodecs: [AnyBenchCodec(DroppingCodec())], responseCodecs: [])
     }
     do {
-        _ = try SerializationBench.run(.quick(sizes: [3]), requestCodecs: [],
+        _ = try Benchmark.run(.quick(sizes: [3]), requestCodecs: [],
                                        responseCodecs: [AnyBenchCodec(UnreadableResponse())])
         Issue.record("the run should have failed")
     } catch {
@@ -131,15 +132,18 @@ struct UnreadableResponse: BenchCodec {
     configuration.timestamps = .distinct
     configuration.seed = 7
     configuration.countAllocations = false
-    let report = try SerializationBench.run(configuration)
+    let report = try Benchmark.run(configuration)
     #expect(report.data.timestamps == .distinct && report.data.seed == 7)
     #expect(!report.method.allocationsCounted && report.method.allocations.hasPrefix("n/a"))
     #expect(report.results.allSatisfy { $0.encode?.allocations == nil && $0.decode?.allocations == nil })
     // Distinct times make every protobuf metric's varint the same length here; the JSON is the same size too.
     let protobuf = try #require(report.results.first { $0.codec == "protobuf" && $0.message == .request })
     #expect(protobuf.bytes == 5 * 24)
-    // The default seed is the one the demo uses.
-    #expect(DemoRequest.make(count: 20) == DemoRequest.make(count: 20, seed: SerializationBench.demoSeed))
+    // The default seed is the one the demo uses, and the one --help names.
+    configuration.seed = nil
+    #expect(try Benchmark.run(configuration).data.seed == DemoData.defaultSeed)
+    #expect(DemoData.defaultSeed == 2020)
+    #expect(DemoRequest.make(count: 20) == DemoRequest.make(count: 20, seed: DemoData.defaultSeed))
 }
 
 @Test func inputFileOfAnyDetectShapeIsMeasured() throws {
@@ -151,7 +155,7 @@ struct UnreadableResponse: BenchCodec {
     try Data("[1, 2, 100, 1, 3, 200, 1]".utf8).write(to: numbers)
     var configuration = BenchConfiguration.quick()
     configuration.input = try BenchConfiguration.Input.load(path: numbers.path)
-    let report = try SerializationBench.run(configuration)
+    let report = try Benchmark.run(configuration)
     #expect(report.data.source == "file" && report.data.sizes == [7])
     #expect(report.results.filter { $0.message == .response }.allSatisfy { $0.items == 1 })   // [5]
     #expect(report.results.allSatisfy { $0.skipped == nil })
@@ -160,7 +164,7 @@ struct UnreadableResponse: BenchCodec {
     let fractional = directory.appendingPathComponent("fractional.json")
     try Data(#"{"metrics":[{"time":"2020-05-22T14:13:11.25Z","name":"CPU","value":97.3},{"value":1}]}"#.utf8).write(to: fractional)
     configuration.input = try BenchConfiguration.Input.load(path: fractional.path)
-    let partial = try SerializationBench.run(configuration)
+    let partial = try Benchmark.run(configuration)
     let skipped = partial.results.filter { $0.skipped != nil }
     #expect(skipped.map(\.codec) == ["json-foundation"])
     #expect(skipped.first?.bytes == nil)
@@ -173,7 +177,7 @@ struct UnreadableResponse: BenchCodec {
     let infinite = directory.appendingPathComponent("infinite.json")
     try Data(#"[1, "Infinity", 2]"#.utf8).write(to: infinite)
     configuration.input = try BenchConfiguration.Input.load(path: infinite.path)
-    let rejected = try SerializationBench.run(configuration)
+    let rejected = try Benchmark.run(configuration)
     #expect(rejected.results.filter { $0.message == .response }.allSatisfy { $0.items == 0 })
     #expect(rejected.notes.contains { $0.contains("detector rejects") })
 
@@ -191,7 +195,7 @@ struct UnreadableResponse: BenchCodec {
 @Test func badConfigurationsAreRejected() {
     var configuration = BenchConfiguration.quick()
     configuration.rounds = 0
-    #expect(throws: BenchError.self) { _ = try SerializationBench.run(configuration) }
+    #expect(throws: BenchError.self) { _ = try Benchmark.run(configuration) }
     configuration = .quick(sizes: [])
-    #expect(throws: BenchError.self) { _ = try SerializationBench.run(configuration) }
+    #expect(throws: BenchError.self) { _ = try Benchmark.run(configuration) }
 }

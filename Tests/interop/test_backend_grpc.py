@@ -5,6 +5,7 @@ HTTP/2 frames (h2). See conftest.py for which server is under test.
 Every call has a deadline and every subprocess a timeout, so nothing can hang.
 """
 
+import gzip
 import json
 import os
 import random
@@ -558,7 +559,6 @@ def test_gzip_message_is_unimplemented_naming_the_encoding(server, pb, demo_requ
     """A really gzip-compressed message: UNIMPLEMENTED naming gzip, and the response says
     which encodings the server accepts (PROTOCOL-HTTP2.md, "Compression")."""
     skip_if_python("grpcio's server decompresses gzip")
-    import gzip
     body = grpc_frame(gzip.compress(demo_request.SerializeToString()), compressed=True)
     res = h2_exchange(server, grpc_headers(server, extra=[("grpc-encoding", "gzip")]),
                       chunked(body, 16000))

@@ -12,9 +12,7 @@ import H2GRPC
 import OutliersProto
 import OutliersService
 import SwiftProtobuf
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// The server and a client for the liveness check, made on the first input.
 final class Harness: Sendable {

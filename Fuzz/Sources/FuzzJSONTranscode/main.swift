@@ -13,8 +13,8 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let body = UnsafeRawBufferPointer(start: start, count: count)
     let scanned = FuzzingSeam.scannerTranscode(body)
     let jansson = Result { () throws(JSONCodecError) -> [UInt8] in try FuzzingSeam.janssonTranscode(body) }
-    let public_ = Result { () throws(JSONCodecError) -> [UInt8] in try OutliersJSON.transcodeRequest(body) }
-    let decoded = Result { () throws(JSONCodecError) -> Pb_OutliersRequest in try OutliersJSON.decodeRequest(body) }
+    let public_ = Result { () throws(JSONCodecError) -> [UInt8] in try JSONCodec.transcodeRequest(body) }
+    let decoded = Result { () throws(JSONCodecError) -> Pb_OutliersRequest in try JSONCodec.decodeRequest(body) }
 
     if let scanned {
         switch jansson {

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Stops the run with everything needed to understand a finding. libFuzzer saves
 /// the input as crash-… on any abort, so this is how a target reports a bug.

@@ -5,26 +5,26 @@ import Testing
 
 @Test func percentilesInterpolateBetweenClosestRanks() {
     let values = (1...10).map(Double.init)
-    #expect(Statistics.percentile(values, 0.1) == 1.9)
-    #expect(Statistics.percentile(values, 0.5) == 5.5)
-    #expect(abs(Statistics.percentile(values, 0.9) - 9.1) < 1e-12)
-    #expect(Statistics.percentile(values, 0) == 1)
-    #expect(Statistics.percentile(values, 1) == 10)
+    #expect(SampleStatistics.percentile(values, 0.1) == 1.9)
+    #expect(SampleStatistics.percentile(values, 0.5) == 5.5)
+    #expect(abs(SampleStatistics.percentile(values, 0.9) - 9.1) < 1e-12)
+    #expect(SampleStatistics.percentile(values, 0) == 1)
+    #expect(SampleStatistics.percentile(values, 1) == 10)
 }
 
 @Test func percentileSortsItsInputAndClampsP() {
     let values: [Double] = [9, 1, 5, 3, 7]
-    #expect(Statistics.percentile(values, 0.5) == 5)
-    #expect(Statistics.percentile(values, 0.25) == 3)
-    #expect(Statistics.percentile(values, -1) == 1)
-    #expect(Statistics.percentile(values, 2) == 9)
+    #expect(SampleStatistics.percentile(values, 0.5) == 5)
+    #expect(SampleStatistics.percentile(values, 0.25) == 3)
+    #expect(SampleStatistics.percentile(values, -1) == 1)
+    #expect(SampleStatistics.percentile(values, 2) == 9)
 }
 
 @Test func medianOfOddAndEvenCounts() {
-    #expect(Statistics.median([3, 1, 2]) == 2)
-    #expect(Statistics.median([4, 1, 3, 2]) == 2.5)
-    #expect(Statistics.median([42]) == 42)
-    #expect(Statistics.median([]).isNaN)
+    #expect(SampleStatistics.median([3, 1, 2]) == 2)
+    #expect(SampleStatistics.median([4, 1, 3, 2]) == 2.5)
+    #expect(SampleStatistics.median([42]) == 42)
+    #expect(SampleStatistics.median([]).isNaN)
 }
 
 @Test func timingSummaryOfSyntheticRounds() {

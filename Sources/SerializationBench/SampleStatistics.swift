@@ -1,9 +1,7 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Order statistics over timings.
-public enum Statistics {
+public enum SampleStatistics {
     /// The `p`-quantile (0…1) of `values`, by linear interpolation between the
     /// closest ranks (numpy's default, R's type 7): for n sorted values the rank is
     /// `(n - 1) * p`. Empty input gives NaN.
@@ -41,9 +39,9 @@ public struct TimingSummary: Sendable, Equatable {
     public init(samples: [Double]) {
         let sorted = samples.sorted()
         self.samples = samples
-        median = Statistics.percentile(sorted: sorted, 0.5)
-        p10 = Statistics.percentile(sorted: sorted, 0.1)
-        p90 = Statistics.percentile(sorted: sorted, 0.9)
+        median = SampleStatistics.percentile(sorted: sorted, 0.5)
+        p10 = SampleStatistics.percentile(sorted: sorted, 0.1)
+        p90 = SampleStatistics.percentile(sorted: sorted, 0.9)
         minimum = sorted.first ?? .nan
         maximum = sorted.last ?? .nan
     }
