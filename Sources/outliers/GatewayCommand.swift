@@ -93,6 +93,8 @@ struct GatewayCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Before any server starts: a signal from then on is never lost.
+        SignalWaiter.install()
         let logger = logging.makeLogger("outliers.gateway")
         let backends = backend.split(separator: ",").map(String.init)
         let server: Gateway

@@ -40,6 +40,8 @@ struct ServeCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Before any server starts: a signal from then on is never lost.
+        SignalWaiter.install()
         let logger = logging.makeLogger("outliers")
         raiseOpenFileLimit(logger: logger)
         let backend = try startBackend(host: host, port: grpcPort, threads: gateway.threads,
