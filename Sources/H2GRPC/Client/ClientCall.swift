@@ -1,6 +1,6 @@
 /// One unary call from a `GRPCChannel`: its request, its response as it arrives.
 /// Confined to the channel's event loop once started.
-final class ClientCall: @unchecked Sendable {
+final class ClientCall {
     let path: String
     /// The framed request (5-byte prefix and message).
     let body: [UInt8]

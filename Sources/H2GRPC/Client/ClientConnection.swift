@@ -1,13 +1,11 @@
 import CEpoll
 import CNGHTTP2
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// One HTTP/2 connection from a channel to one address: connects without
 /// blocking, then multiplexes calls as streams of an nghttp2 client session
 /// (nghttp2 holds back streams beyond the server's MAX_CONCURRENT_STREAMS).
-final class ClientConnection: HTTP2Socket, @unchecked Sendable {
+final class ClientConnection: HTTP2Socket {
     enum State { case connecting, ready, draining, closed }
 
     private(set) var state = State.connecting

@@ -1,7 +1,5 @@
 import CEpoll
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// One resolved address of a channel target, and the connection to it.
 /// Confined to the channel's event loop.

@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// A gRPC client over cleartext HTTP/2 (h2c, prior knowledge) to one or more
@@ -7,7 +8,9 @@ import Synchronization
 /// is tried again; a GOAWAY drains its connection and new calls go to a new one.
 /// Calls may be made from any thread; the I/O runs on the channel's own event loop.
 public final class GRPCChannel: Sendable {
-    private let core: ChannelCore
+    private let loop: EventLoop
+    private let configuration: GRPCClientConfiguration
+    private let core: LoopBound<ChannelCore>
 
     /// Resolves the targets now; throws for a malformed or unresolvable target.
     public init(targets: [String], configuration: GRPCClientConfiguration = GRPCClientConfiguration()) throws(RPCError) {
@@ -24,7 +27,9 @@ public final class GRPCChannel: Sendable {
         } catch {
             throw RPCError(.internalError, "cannot start the client event loop: \(error)")
         }
-        core = ChannelCore(loop: loop, endpoints: endpoints, configuration: configuration)
+        self.loop = loop
+        self.configuration = configuration
+        core = LoopBound(handingOver: ChannelCore(loop: loop, endpoints: endpoints, configuration: configuration), to: loop)
         loop.start()
     }
 
@@ -40,13 +45,12 @@ public final class GRPCChannel: Sendable {
                       timeoutNanoseconds: Int64? = nil,
                       completion: @escaping @Sendable (Result<GRPCResponse, RPCError>) -> Void) -> CallHandle {
         let deadline = timeoutNanoseconds.map { MonotonicClock.now() &+ UInt64(max(0, $0)) }
-        let call = ClientCall(path: path, message: request, metadata: metadata, deadline: deadline,
-                              maximumReceiveMessageLength: core.configuration.maximumReceiveMessageLength,
-                              completion: completion)
-        let handle = CallHandle(call: call, core: core)
-        let box = UncheckedBox(call)
-        core.loop.execute { [core] in core.start(box.value) }
-        return handle
+        let call = LoopBound(handingOver: ClientCall(path: path, message: request, metadata: metadata, deadline: deadline,
+                                                     maximumReceiveMessageLength: configuration.maximumReceiveMessageLength,
+                                                     completion: completion),
+                             to: loop)
+        loop.execute { [core] in core.value.start(call.value) }
+        return CallHandle(call: call, core: core)
     }
 
     /// The same call, awaited. Task cancellation cancels the call (CANCELLED).
@@ -68,42 +72,38 @@ public final class GRPCChannel: Sendable {
         return try result.get()
     }
 
-    /// Closes every connection; calls in flight end UNAVAILABLE. Blocks until done.
+    /// Closes every connection; calls in flight end UNAVAILABLE. Blocks until done, so
+    /// never on the channel's own loop (from a completion).
     public func close() {
-        let done = Atomic<Bool>(false)
-        core.loop.execute { [core] in
-            core.closeAll()
-            done.store(true, ordering: .releasing)
+        precondition(!loop.inEventLoop, "GRPCChannel.close called on the channel's own loop")
+        let closed = DispatchSemaphore(value: 0)
+        loop.execute { [core] in
+            core.value.closeAll()
+            closed.signal()
         }
-        while !done.load(ordering: .acquiring) { usleep(1000) }
-        core.loop.stopAndWait()
+        closed.wait()
+        loop.stopAndWait()
     }
 }
 
 /// Cancels a call started with `GRPCChannel.unary(…, completion:)`.
 public struct CallHandle: Sendable {
-    private let call: UncheckedBox<ClientCall>
-    private let core: ChannelCore
+    private let call: LoopBound<ClientCall>
+    private let core: LoopBound<ChannelCore>
 
-    init(call: ClientCall, core: ChannelCore) {
-        self.call = UncheckedBox(call)
+    init(call: LoopBound<ClientCall>, core: LoopBound<ChannelCore>) {
+        self.call = call
         self.core = core
     }
 
     /// RST_STREAM(CANCEL) to the server; the completion gets CANCELLED.
     public func cancel() {
-        let call = self.call
-        core.loop.execute { [core] in core.cancel(call.value) }
+        call.loop.execute { [call, core] in core.value.cancel(call.value) }
     }
 }
 
-import CEpoll
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The channel's state, confined to its event loop.
-final class ChannelCore: @unchecked Sendable {
+final class ChannelCore {
     let loop: EventLoop
     let configuration: GRPCClientConfiguration
     private let endpoints: [Endpoint]

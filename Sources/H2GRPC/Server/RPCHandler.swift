@@ -43,15 +43,17 @@ public protocol ServerStreamObserver: AnyObject {
 
 /// The sending half of a streaming call. Safe from any thread: a call from
 /// elsewhere hops to the call's event loop.
-public final class ServerStreamWriter: @unchecked Sendable {
-    private let loop: EventLoop
-    private weak var connection: ServerConnection?
-    private let stream: ServerStream
+public final class ServerStreamWriter: Sendable {
+    /// The call's connection and stream, reached only on their loop.
+    private struct Target {
+        weak var connection: ServerConnection?
+        let stream: ServerStream
+    }
+
+    private let target: LoopBound<Target>
 
     init(loop: EventLoop, connection: ServerConnection, stream: ServerStream) {
-        self.loop = loop
-        self.connection = connection
-        self.stream = stream
+        target = LoopBound(Target(connection: connection, stream: stream), loop: loop)
     }
 
     public func send(_ message: [UInt8]) {
@@ -63,24 +65,18 @@ public final class ServerStreamWriter: @unchecked Sendable {
         onLoop { connection, stream in connection.finish(stream, with: status) }
     }
 
-    private func onLoop(_ body: @escaping (ServerConnection, ServerStream) -> Void) {
-        if loop.inEventLoop {
+    private func onLoop(_ body: @escaping @Sendable (ServerConnection, ServerStream) -> Void) {
+        if target.loop.inEventLoop {
             run(body)
         } else {
-            let box = UncheckedBox(body)
-            loop.execute { [self] in run(box.value) }
+            target.loop.execute { [self] in run(body) }
         }
     }
 
     private func run(_ body: (ServerConnection, ServerStream) -> Void) {
-        guard let connection else { return }
-        body(connection, stream)
+        let target = target.value
+        guard let connection = target.connection else { return }
+        body(connection, target.stream)
         connection.flush()
     }
-}
-
-/// Carries loop-confined values across a hop to their own loop.
-struct UncheckedBox<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }

@@ -2,14 +2,12 @@ import CNGHTTP2
 import Dispatch
 import Logging
 import CEpoll
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// One accepted HTTP/2 connection: an nghttp2 server session over a non-blocking
 /// socket, owned by one event loop. nghttp2 parses and frames; this class moves
 /// bytes between it and the socket and turns its callbacks into gRPC calls.
-final class ServerConnection: HTTP2Socket, @unchecked Sendable {
+final class ServerConnection: HTTP2Socket {
     private let core: ServerCore
     private var streams: [Int32: ServerStream] = [:]
     private var isDraining = false
@@ -214,13 +212,12 @@ final class ServerConnection: HTTP2Socket, @unchecked Sendable {
                 completeUnary(stream, Self.run(call, request, context))
             } else {
                 // Large requests are handled off the loop so its other calls keep moving.
-                let box = UncheckedBox((self, stream))
+                let pending = LoopBound((connection: self, stream: stream), loop: loop)
                 DispatchQueue.global().async {
                     let result = Self.run(call, request, context)
-                    let resultBox = UncheckedBox(result)
-                    box.value.0.loop.execute {
-                        let (connection, stream) = box.value
-                        connection.completeUnary(stream, resultBox.value)
+                    pending.loop.execute {
+                        let (connection, stream) = pending.value
+                        connection.completeUnary(stream, result)
                         connection.flush()
                     }
                 }

@@ -1,6 +1,6 @@
 /// One gRPC call on a server connection: the request as it arrives, the response
 /// as it leaves. Confined to the connection's event loop.
-final class ServerStream: @unchecked Sendable {
+final class ServerStream {
     enum Phase {
         /// Reading request headers and messages.
         case receiving

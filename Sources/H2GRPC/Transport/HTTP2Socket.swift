@@ -1,13 +1,11 @@
 import CEpoll
 import CNGHTTP2
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// A non-blocking socket driven by an nghttp2 session on one event loop, for both
 /// ends of a connection: nghttp2 parses and frames; this class moves the bytes
 /// between it and the socket. Subclasses turn the session's callbacks into calls.
-class HTTP2Socket: EventHandler, @unchecked Sendable {
+class HTTP2Socket: EventHandler {
     let fd: Int32
     let loop: EventLoop
     private(set) var session: OpaquePointer?

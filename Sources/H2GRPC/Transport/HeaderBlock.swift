@@ -1,7 +1,5 @@
 import CNGHTTP2
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Builds the `nghttp2_nv` array for a submit call. nghttp2 copies names and values
 /// during `nghttp2_submit_*`, so the storage only has to live for the call.

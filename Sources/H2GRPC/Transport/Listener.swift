@@ -1,11 +1,9 @@
 import CEpoll
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// A listening socket. Every event loop watches it (EPOLLEXCLUSIVE wakes one loop
 /// per connection), and the loop that accepts a connection owns it.
-final class Listener: EventHandler, @unchecked Sendable {
+final class Listener: Sendable {
     let fd: Int32
     let address: String
     let port: Int
@@ -110,8 +108,6 @@ final class Listener: EventHandler, @unchecked Sendable {
     func close() {
         Glibc.close(fd)
     }
-
-    func handleEvents(_ events: UInt32) {}
 
     fileprivate func acceptAll(_ accept: (Int32, String) -> Void) {
         for _ in 0..<64 {

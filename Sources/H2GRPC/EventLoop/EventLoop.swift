@@ -1,20 +1,16 @@
 import Foundation
 import Synchronization
 import CEpoll
-#if canImport(Glibc)
 import Glibc
-#endif
-
-/// Something an event loop watches: a socket, a listener, the wake-up eventfd.
-protocol EventHandler: AnyObject {
-    /// Called on the loop's thread with the epoll event bits that fired.
-    func handleEvents(_ events: UInt32)
-}
 
 /// One epoll instance on one thread. Everything registered with a loop is confined
 /// to it: handlers, timers and the state they touch are only used on its thread, so
 /// none of them need locks. Other threads reach a loop through `execute`, which
 /// queues a task and wakes the loop through an eventfd.
+///
+/// `@unchecked Sendable`: `handlers` and `timers` are touched only on the loop's thread
+/// (the methods that do assert `inEventLoop`), `queue` only under `queueLock`, and
+/// `thread` only by the owner that starts and stops the loop.
 final class EventLoop: @unchecked Sendable {
     let name: String
     private let epollFD: Int32
@@ -75,7 +71,9 @@ final class EventLoop: @unchecked Sendable {
     }
 
     /// Asks the loop to stop after the current iteration and waits for its thread.
+    /// Never on the loop itself: it would wait for its own end.
     func stopAndWait() {
+        precondition(!inEventLoop, "EventLoop.stopAndWait called on its own loop \(name)")
         stopping.store(true, ordering: .releasing)
         wake()
         if thread != nil {
@@ -98,6 +96,7 @@ final class EventLoop: @unchecked Sendable {
     // MARK: On the loop's thread only.
 
     func register(_ fd: Int32, events: UInt32, handler: EventHandler) throws {
+        assert(inEventLoop, "EventLoop.register off the loop")
         var event = epoll_event()
         event.events = events
         event.data.fd = fd
@@ -106,6 +105,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     func modify(_ fd: Int32, events: UInt32) {
+        assert(inEventLoop, "EventLoop.modify off the loop")
         var event = epoll_event()
         event.events = events
         event.data.fd = fd
@@ -113,6 +113,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     func unregister(_ fd: Int32) {
+        assert(inEventLoop, "EventLoop.unregister off the loop")
         epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
         handlers[fd] = nil
     }
@@ -120,7 +121,8 @@ final class EventLoop: @unchecked Sendable {
     /// Runs `task` on this loop at `deadline` (monotonic nanoseconds) unless cancelled.
     @discardableResult
     func schedule(at deadline: UInt64, _ task: @escaping () -> Void) -> TimerHandle {
-        timers.insert(deadline: deadline, task: task)
+        assert(inEventLoop, "EventLoop.schedule off the loop")
+        return timers.insert(deadline: deadline, task: task)
     }
 
     private func wake() {
@@ -158,86 +160,5 @@ final class EventLoop: @unchecked Sendable {
         queue.removeAll(keepingCapacity: true)
         queueLock.unlock()
         for task in tasks { task() }
-    }
-}
-
-/// Monotonic nanoseconds (CLOCK_MONOTONIC), the clock of every deadline here.
-public enum MonotonicClock {
-    public static func now() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
-    }
-}
-
-/// Cancels a scheduled timer; cancelling after it ran does nothing.
-final class TimerHandle {
-    fileprivate var task: (() -> Void)?
-    fileprivate init(task: @escaping () -> Void) { self.task = task }
-    func cancel() { task = nil }
-}
-
-/// A binary min-heap of deadlines; cancelled timers stay until they surface.
-struct TimerHeap {
-    private var entries: [(deadline: UInt64, handle: TimerHandle)] = []
-
-    @discardableResult
-    mutating func insert(deadline: UInt64, task: @escaping () -> Void) -> TimerHandle {
-        let handle = TimerHandle(task: task)
-        entries.append((deadline, handle))
-        var child = entries.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard entries[child].deadline < entries[parent].deadline else { break }
-            entries.swapAt(child, parent)
-            child = parent
-        }
-        return handle
-    }
-
-    /// epoll_wait's timeout: -1 when idle, else the milliseconds to the next deadline (rounded up).
-    func millisecondsUntilNext(now: UInt64) -> Int32 {
-        guard let first = entries.first else { return -1 }
-        guard first.deadline > now else { return 0 }
-        return Int32(min((first.deadline - now + 999_999) / 1_000_000, 60_000))
-    }
-
-    mutating func runExpired(now: UInt64) {
-        while let first = entries.first, first.deadline <= now {
-            removeFirst()
-            if let task = first.handle.task {
-                first.handle.task = nil
-                task()
-            }
-        }
-    }
-
-    private mutating func removeFirst() {
-        let last = entries.removeLast()
-        guard !entries.isEmpty else { return }
-        entries[0] = last
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1, right = left + 1
-            var smallest = parent
-            if left < entries.count && entries[left].deadline < entries[smallest].deadline { smallest = left }
-            if right < entries.count && entries[right].deadline < entries[smallest].deadline { smallest = right }
-            if smallest == parent { break }
-            entries.swapAt(parent, smallest)
-            parent = smallest
-        }
-    }
-}
-
-/// A failed system call, with errno's text.
-public enum SystemError: Error, CustomStringConvertible {
-    case call(String, Int32)
-    case address(String)
-
-    public var description: String {
-        switch self {
-        case .call(let name, let code): return "\(name): \(String(cString: strerror(code)))"
-        case .address(let text): return text
-        }
     }
 }

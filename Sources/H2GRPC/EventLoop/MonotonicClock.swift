@@ -1,0 +1,10 @@
+import Glibc
+
+/// Monotonic nanoseconds (CLOCK_MONOTONIC), the clock of every deadline here.
+public enum MonotonicClock {
+    public static func now() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+    }
+}
