@@ -4,6 +4,7 @@ import H2GRPC
 import OutliersJSON
 import OutliersProto
 import OutliersService
+import POSIXSupport
 import SwiftProtobuf
 
 /// `outliers detect`: the article's Go client, as a command.

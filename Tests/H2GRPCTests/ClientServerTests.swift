@@ -1,4 +1,5 @@
 import Foundation
+import POSIXSupport
 import Synchronization
 import Testing
 @testable import H2GRPC

@@ -1,6 +1,7 @@
 import CEpoll
 import CNGHTTP2
 import Glibc
+import POSIXSupport
 
 /// One HTTP/2 connection from a channel to one address: connects without
 /// blocking, then multiplexes calls as streams of an nghttp2 client session
@@ -26,19 +27,27 @@ final class ClientConnection: HTTP2Socket {
     /// Opens a non-blocking socket to `endpoint` and starts connecting.
     static func connect(to endpoint: Endpoint, loop: EventLoop, channel: ChannelCore,
                         configuration: GRPCClientConfiguration) -> Result<ClientConnection, RPCError> {
-        var address = endpoint.address
-        let fd = socket(Int32(address.ss_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return .failure(RPCError(.unavailable, "socket: \(String(cString: strerror(errno)))")) }
-        var on: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
-        let length = socklen_t(address.ss_family == sa_family_t(AF_INET6) ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
-        let rv = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
+        let address = endpoint.address
+        let fd: Int32
+        do {
+            fd = try Syscall.run("socket") {
+                socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            }
+        } catch {
+            return .failure(RPCError(.unavailable, error.description))
         }
-        if rv != 0 && errno != EINPROGRESS {
-            let message = "connect to \(endpoint.description): \(String(cString: strerror(errno)))"
+        do {
+            try Syscall.disableNagle(fd)
+            try address.withSockaddr { pointer, length throws(SystemError) in
+                do throws(SystemError) {
+                    try Syscall.run("connect to \(endpoint.description)") { Glibc.connect(fd, pointer, length) }
+                } catch where error.code == EINPROGRESS {
+                    // The usual answer of a non-blocking connect: EPOLLOUT tells how it went.
+                }
+            }
+        } catch {
             Glibc.close(fd)
-            return .failure(RPCError(.unavailable, message))
+            return .failure(RPCError(.unavailable, error.description))
         }
         let connection = ClientConnection(fd: fd, endpoint: endpoint, loop: loop, channel: channel, configuration: configuration)
         do {
@@ -66,7 +75,7 @@ final class ClientConnection: HTTP2Socket {
         }
         var error: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
         if error != 0 || events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
             connectFailed("connect to \(endpoint.description): \(String(cString: strerror(error != 0 ? error : ECONNREFUSED)))")
             return

@@ -1,25 +1,23 @@
-import CEpoll
-import Glibc
+import POSIXSupport
 
 /// One resolved address of a channel target, and the connection to it.
 /// Confined to the channel's event loop.
 final class Endpoint: CustomStringConvertible {
     enum Health { case idle, connecting, ready, backingOff(until: UInt64) }
 
-    let address: sockaddr_storage
+    let address: SocketAddress
     /// `host:port` as the user wrote it: the `:authority` of every call.
     let authority: String
-    let description: String
+    var description: String { address.description }
     private let backoff: GRPCClientConfiguration.Backoff
     private(set) var connection: ClientConnection?
     private(set) var consecutiveFailures = 0
     private(set) var retryAt: UInt64 = 0
     private(set) var lastError: String?
 
-    init(address: sockaddr_storage, authority: String, description: String, backoff: GRPCClientConfiguration.Backoff) {
+    init(address: SocketAddress, authority: String, backoff: GRPCClientConfiguration.Backoff) {
         self.address = address
         self.authority = authority
-        self.description = description
         self.backoff = backoff
     }
 
@@ -81,29 +79,12 @@ enum TargetResolver {
     }
 
     /// Every address `host` resolves to (a DNS name with many, a headless Service).
-    static func resolve(_ target: String) throws(RPCError) -> [(sockaddr_storage, String)] {
+    static func resolve(_ target: String) throws(RPCError) -> [SocketAddress] {
         let (host, port) = try split(target)
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        let rv = getaddrinfo(host, String(port), &hints, &result)
-        guard rv == 0, let first = result else {
-            throw RPCError(.unavailable, "cannot resolve \(host): \(String(cString: gai_strerror(rv)))")
+        do {
+            return try SocketAddress.resolve(host: host, port: port)
+        } catch {
+            throw RPCError(.unavailable, error.description)
         }
-        defer { freeaddrinfo(first) }
-        var addresses: [(sockaddr_storage, String)] = []
-        var seen = Set<String>()
-        var entry: UnsafeMutablePointer<addrinfo>? = first
-        while let info = entry {
-            entry = info.pointee.ai_next
-            var storage = sockaddr_storage()
-            withUnsafeMutableBytes(of: &storage) { raw in
-                raw.copyMemory(from: UnsafeRawBufferPointer(start: info.pointee.ai_addr, count: Int(info.pointee.ai_addrlen)))
-            }
-            let text = Listener.describe(storage)
-            if seen.insert(text).inserted { addresses.append((storage, text)) }
-        }
-        return addresses
     }
 }

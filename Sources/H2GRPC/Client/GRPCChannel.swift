@@ -1,4 +1,5 @@
 import Dispatch
+import POSIXSupport
 import Synchronization
 
 /// A gRPC client over cleartext HTTP/2 (h2c, prior knowledge) to one or more
@@ -17,8 +18,8 @@ public final class GRPCChannel: Sendable {
         guard !targets.isEmpty else { throw RPCError(.invalidArgument, "no target given") }
         var endpoints: [Endpoint] = []
         for target in targets {
-            for (address, text) in try TargetResolver.resolve(target) {
-                endpoints.append(Endpoint(address: address, authority: target, description: text, backoff: configuration.backoff))
+            for address in try TargetResolver.resolve(target) {
+                endpoints.append(Endpoint(address: address, authority: target, backoff: configuration.backoff))
             }
         }
         let loop: EventLoop

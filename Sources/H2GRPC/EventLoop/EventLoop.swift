@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import CEpoll
 import Glibc
+import POSIXSupport
 
 /// One epoll instance on one thread. Everything registered with a loop is confined
 /// to it: handlers, timers and the state they touch are only used on its thread, so
@@ -34,19 +35,22 @@ final class EventLoop: @unchecked Sendable {
     /// Scratch space for socket reads: every socket of this loop reads into it in turn.
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
 
-    init(name: String) throws {
+    init(name: String) throws(SystemError) {
         self.name = name
-        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard epollFD >= 0 else { throw SystemError.call("epoll_create1", errno) }
-        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        guard wakeFD >= 0 else {
-            close(epollFD)
-            throw SystemError.call("eventfd", errno)
+        epollFD = try Syscall.run("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+        do {
+            wakeFD = try Syscall.run("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
+        } catch {
+            Glibc.close(epollFD)
+            throw error
         }
-        var event = epoll_event()
-        event.events = EPOLLIN.rawValue
-        event.data.fd = wakeFD
-        epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &event)
+        do {
+            try control(EPOLL_CTL_ADD, wakeFD, events: EPOLLIN.rawValue)
+        } catch {
+            Glibc.close(wakeFD)
+            Glibc.close(epollFD)
+            throw error
+        }
     }
 
     deinit {
@@ -95,27 +99,36 @@ final class EventLoop: @unchecked Sendable {
 
     // MARK: On the loop's thread only.
 
-    func register(_ fd: Int32, events: UInt32, handler: EventHandler) throws {
+    func register(_ fd: Int32, events: UInt32, handler: EventHandler) throws(SystemError) {
         assert(inEventLoop, "EventLoop.register off the loop")
-        var event = epoll_event()
-        event.events = events
-        event.data.fd = fd
-        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else { throw SystemError.call("epoll_ctl", errno) }
+        try control(EPOLL_CTL_ADD, fd, events: events)
         handlers[fd] = handler
     }
 
-    func modify(_ fd: Int32, events: UInt32) {
+    /// Changes the events watched on `fd`, which must be registered.
+    func modify(_ fd: Int32, events: UInt32) throws(SystemError) {
         assert(inEventLoop, "EventLoop.modify off the loop")
+        try control(EPOLL_CTL_MOD, fd, events: events)
+    }
+
+    /// Stops watching `fd`, registered or not (a connection that failed before it was
+    /// registered is closed the same way).
+    func unregister(_ fd: Int32) {
+        assert(inEventLoop, "EventLoop.unregister off the loop")
+        guard handlers.removeValue(forKey: fd) != nil else { return }
+        do {
+            try control(EPOLL_CTL_DEL, fd, events: 0)
+        } catch {
+            // Only a descriptor closed while registered fails here: a bug of ours.
+            assertionFailure("\(error)")
+        }
+    }
+
+    private func control(_ operation: Int32, _ fd: Int32, events: UInt32) throws(SystemError) {
         var event = epoll_event()
         event.events = events
         event.data.fd = fd
-        epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event)
-    }
-
-    func unregister(_ fd: Int32) {
-        assert(inEventLoop, "EventLoop.unregister off the loop")
-        epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
-        handlers[fd] = nil
+        try Syscall.run("epoll_ctl") { epoll_ctl(epollFD, operation, fd, &event) }
     }
 
     /// Runs `task` on this loop at `deadline` (monotonic nanoseconds) unless cancelled.
@@ -127,7 +140,12 @@ final class EventLoop: @unchecked Sendable {
 
     private func wake() {
         var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
+        do {
+            // wouldBlock: the counter is full, so the loop is being woken anyway.
+            _ = try Syscall.nonBlocking("write eventfd") { write(wakeFD, &one, 8) }
+        } catch {
+            preconditionFailure("cannot wake event loop \(name): \(error)")
+        }
     }
 
     private func run() {
@@ -137,12 +155,15 @@ final class EventLoop: @unchecked Sendable {
             let count = events.withUnsafeMutableBufferPointer {
                 epoll_wait(epollFD, $0.baseAddress, Int32($0.count), timeout)
             }
-            if count < 0 && errno != EINTR { break }
-            for i in 0..<max(0, Int(count)) {
+            if count < 0 {
+                // EINTR: a signal; anything else means the epoll descriptor is broken.
+                precondition(errno == EINTR, "epoll_wait on loop \(name): \(SystemError(call: "epoll_wait", code: errno))")
+                continue
+            }
+            for i in 0..<Int(count) {
                 let fd = events[i].data.fd
                 if fd == wakeFD {
-                    var value: UInt64 = 0
-                    _ = read(wakeFD, &value, 8)
+                    drainWakeups()
                     continue
                 }
                 handlers[fd]?.handleEvents(events[i].events)
@@ -151,6 +172,16 @@ final class EventLoop: @unchecked Sendable {
             timers.runExpired(now: MonotonicClock.now())
         }
         runQueuedTasks()
+    }
+
+    private func drainWakeups() {
+        var value: UInt64 = 0
+        do {
+            // wouldBlock: another wake-up was read already this turn.
+            _ = try Syscall.nonBlocking("read eventfd") { read(wakeFD, &value, 8) }
+        } catch {
+            preconditionFailure("event loop \(name): \(error)")
+        }
     }
 
     private func runQueuedTasks() {

@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 import Logging
+import POSIXSupport
 import Synchronization
 
 /// A gRPC server over cleartext HTTP/2 with prior knowledge (h2c), on nghttp2.
@@ -29,7 +30,7 @@ public final class GRPCServer: Sendable {
         try core.withLock { core in
             precondition(core == nil, "GRPCServer.start called twice")
             let started = try ServerCore(configuration: configuration, handlers: handlers, logger: logger)
-            started.start()
+            try started.start()
             core = started
         }
     }
@@ -82,14 +83,30 @@ final class ServerCore: Sendable {
         }
     }
 
-    func start() {
+    /// Starts the loops and has each watch every listener; throws (everything stopped
+    /// again) when a loop cannot.
+    func start() throws(SystemError) {
+        let failure = Mutex<SystemError?>(nil)
+        let group = DispatchGroup()
         for loop in loops {
             loop.start()
+            group.enter()
             loop.execute { [self] in
+                defer { group.leave() }
                 for listener in listeners {
-                    listener.watch(on: loop) { fd, peer in self.accepted(fd, peer: peer, on: loop) }
+                    do throws(SystemError) {
+                        try listener.watch(on: loop) { fd, peer in self.accepted(fd, peer: peer, on: loop) }
+                    } catch {
+                        failure.withLock { $0 = $0 ?? error }
+                    }
                 }
             }
+        }
+        group.wait()
+        if let error = failure.withLock({ $0 }) {
+            stopAccepting()
+            for loop in loops { loop.stopAndWait() }
+            throw error
         }
     }
 
@@ -114,7 +131,21 @@ final class ServerCore: Sendable {
 
     func shutdown(beforeDrain: (() -> Void)?) {
         precondition(!loops.contains { $0.inEventLoop }, "GRPCServer.shutdown called on one of its own loops")
-        // 1. Stop accepting.
+        stopAccepting()
+        beforeDrain?()
+        // GOAWAY on every connection; each closes when its last call ends.
+        forEachConnection { $0.startDraining() }
+        let deadline = DispatchTime.now() + .nanoseconds(Int(configuration.drainTimeoutSeconds * 1e9))
+        while !connections.withLock({ $0.isEmpty }) {
+            if lastConnectionClosed.wait(timeout: deadline) == .timedOut { break }
+        }
+        // Whatever is left is closed.
+        forEachConnection { $0.close() }
+        for loop in loops { loop.stopAndWait() }
+    }
+
+    /// Every loop stops watching the listeners, then they are closed.
+    private func stopAccepting() {
         let group = DispatchGroup()
         for loop in loops {
             group.enter()
@@ -125,16 +156,6 @@ final class ServerCore: Sendable {
         }
         group.wait()
         for listener in listeners { listener.close() }
-        beforeDrain?()
-        // 2. GOAWAY on every connection; each closes when its last call ends.
-        forEachConnection { $0.startDraining() }
-        let deadline = DispatchTime.now() + .nanoseconds(Int(configuration.drainTimeoutSeconds * 1e9))
-        while !connections.withLock({ $0.isEmpty }) {
-            if lastConnectionClosed.wait(timeout: deadline) == .timedOut { break }
-        }
-        // 3. Whatever is left is closed.
-        forEachConnection { $0.close() }
-        for loop in loops { loop.stopAndWait() }
     }
 
     /// Runs `body` on each connection, on its own loop; waits for all.

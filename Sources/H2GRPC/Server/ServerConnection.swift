@@ -3,6 +3,7 @@ import Dispatch
 import Logging
 import CEpoll
 import Glibc
+import POSIXSupport
 
 /// One accepted HTTP/2 connection: an nghttp2 server session over a non-blocking
 /// socket, owned by one event loop. nghttp2 parses and frames; this class moves
@@ -31,7 +32,7 @@ final class ServerConnection: HTTP2Socket {
         var session: OpaquePointer?
         let rv = nghttp2_session_server_new2(&session, ServerConnection.callbacks,
                                              Unmanaged.passUnretained(self).toOpaque(), nil)
-        guard rv == 0, let session else { throw SystemError.call("nghttp2_session_server_new2", EINVAL) }
+        guard rv == 0, let session else { throw NGHTTP2Error(call: "nghttp2_session_server_new2", code: rv) }
         let configuration = core.configuration
         try startSession(session, settings: [
             (NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, configuration.maximumConcurrentStreams),

@@ -1,6 +1,7 @@
 import CEpoll
 import CNGHTTP2
 import Glibc
+import POSIXSupport
 
 /// A non-blocking socket driven by an nghttp2 session on one event loop, for both
 /// ends of a connection: nghttp2 parses and frames; this class moves the bytes
@@ -61,25 +62,28 @@ class HTTP2Socket: EventHandler {
         let buffer = loop.readBuffer
         // A bounded number of reads per wake-up, so one busy peer cannot starve the loop.
         for _ in 0..<16 {
-            let count = read(fd, buffer.baseAddress, buffer.count)
-            if count > 0 {
-                let consumed = nghttp2_session_mem_recv(session, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), count)
-                if consumed < 0 {
-                    // nghttp2 has queued a GOAWAY where one makes sense; send it and
-                    // close this connection only.
-                    protocolError(String(cString: nghttp2_strerror(Int32(consumed))))
-                    flushThenClose()
-                    return
-                }
-                if isClosed || count < buffer.count { return }
-            } else if count == 0 {
+            let count: Int
+            do throws(SystemError) {
+                let result = try Syscall.nonBlocking("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+                guard case .done(let read) = result else { return }
+                count = read
+            } catch {
                 close()
                 return
-            } else {
-                if errno == EINTR { continue }
-                if errno != EAGAIN && errno != EWOULDBLOCK { close() }
+            }
+            if count == 0 {
+                close()
                 return
             }
+            let consumed = nghttp2_session_mem_recv(session, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), count)
+            if consumed < 0 {
+                // nghttp2 has queued a GOAWAY where one makes sense; send it and
+                // close this connection only.
+                protocolError(String(cString: nghttp2_strerror(Int32(consumed))))
+                flushThenClose()
+                return
+            }
+            if isClosed || count < buffer.count { return }
         }
     }
 
@@ -116,31 +120,44 @@ class HTTP2Socket: EventHandler {
 
     private func writeOutput() {
         while outputOffset < output.count {
-            let written = output.withUnsafeBytes { raw in
-                write(fd, raw.baseAddress! + outputOffset, raw.count - outputOffset)
-            }
-            if written > 0 {
-                outputOffset += written
-            } else if written < 0 && errno == EINTR {
-                continue
-            } else if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if !watchingWritable {
-                    watchingWritable = true
-                    loop.modify(fd, events: EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue)
+            let written: NonBlocking<Int>
+            do {
+                written = try output.withUnsafeBytes { raw throws(SystemError) in
+                    try Syscall.nonBlocking("write") { Glibc.write(fd, raw.baseAddress! + outputOffset, raw.count - outputOffset) }
                 }
-                return
-            } else {
+            } catch {
                 close()
                 return
             }
+            guard case .done(let count) = written else {
+                if !watchingWritable {
+                    watchingWritable = true
+                    watch(EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue)
+                }
+                return
+            }
+            guard count > 0 else {
+                // write(2) takes at least a byte of a non-empty buffer, or fails.
+                close()
+                return
+            }
+            outputOffset += count
         }
         output.removeAll(keepingCapacity: output.capacity <= 256 * 1024)
         outputOffset = 0
         if watchingWritable {
             watchingWritable = false
-            loop.modify(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+            watch(EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
             // More frames may have been held back by the high-water mark.
             flush()
+        }
+    }
+
+    private func watch(_ events: UInt32) {
+        do {
+            try loop.modify(fd, events: events)
+        } catch {
+            close()
         }
     }
 
@@ -153,9 +170,13 @@ class HTTP2Socket: EventHandler {
                 output.append(contentsOf: UnsafeBufferPointer(start: data, count: count))
             }
         }
-        // Best effort: the peer gets the GOAWAY if the socket takes it now.
+        // Best effort: the peer gets the GOAWAY if the socket takes it now; the
+        // connection closes whatever the write gives.
         output.withUnsafeBytes { raw in
-            if raw.count > outputOffset { _ = write(fd, raw.baseAddress! + outputOffset, raw.count - outputOffset) }
+            guard raw.count > outputOffset else { return }
+            do {
+                _ = try Syscall.nonBlocking("write") { Glibc.write(fd, raw.baseAddress! + outputOffset, raw.count - outputOffset) }
+            } catch {}
         }
         close()
     }
