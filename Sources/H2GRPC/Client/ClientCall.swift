@@ -19,7 +19,6 @@ final class ClientCall {
 
     // Response.
     var httpStatus: Int?
-    var contentType: String?
     var grpcStatus: GRPCStatus.Code?
     var grpcStatusText: String?
     var grpcMessage: String?
@@ -49,7 +48,6 @@ final class ClientCall {
         connection = nil
         sent = false
         httpStatus = nil
-        contentType = nil
         grpcStatus = nil
         grpcStatusText = nil
         grpcMessage = nil

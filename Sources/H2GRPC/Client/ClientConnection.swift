@@ -21,7 +21,7 @@ final class ClientConnection: HTTP2Socket {
         self.endpoint = endpoint
         self.channel = channel
         self.configuration = configuration
-        super.init(fd: fd, loop: loop)
+        super.init(transport: TCPTransport(fd: fd), loop: loop)
     }
 
     /// Opens a non-blocking socket to `endpoint` and starts connecting.
@@ -86,16 +86,9 @@ final class ClientConnection: HTTP2Socket {
     private func connected() {
         connectTimer?.cancel()
         loop.unregister(fd)
-        var session: OpaquePointer?
-        guard nghttp2_session_client_new(&session, ClientConnection.callbacks, Unmanaged.passUnretained(self).toOpaque()) == 0,
-              let session else {
-            connectFailed("nghttp2_session_client_new failed")
-            return
-        }
-        state = .ready
         do {
             // Prior knowledge: nghttp2 sends the client preface with this first SETTINGS.
-            try startSession(session, settings: [
+            try startSession(as: .client, settings: [
                 (NGHTTP2_SETTINGS_ENABLE_PUSH, 0),
                 (NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, UInt32(configuration.streamWindowSize)),
             ], connectionWindow: configuration.connectionWindowSize)
@@ -103,6 +96,7 @@ final class ClientConnection: HTTP2Socket {
             connectFailed("\(error)")
             return
         }
+        state = .ready
         endpoint.connectionSucceeded()
         let waiting = pending
         pending = []
@@ -115,7 +109,7 @@ final class ClientConnection: HTTP2Socket {
         connectTimer?.cancel()
         state = .closed
         loop.unregister(fd)
-        Glibc.close(fd)
+        transport.close()
         endpoint.connectionFailed(self, message: message)
         // Nothing was sent: these calls may go elsewhere.
         let waiting = pending
@@ -158,7 +152,7 @@ final class ClientConnection: HTTP2Socket {
         headers.add("content-type", "application/grpc")
         headers.add("user-agent", configuration.userAgent)
         for (name, value) in call.metadata { headers.add(name, value) }
-        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: clientReadBody)
+        var provider = HTTP2Socket.bodyProvider
         let streamID = headers.withNameValues { nva, count in
             nghttp2_submit_request(session, nil, nva, count, &provider, Unmanaged.passUnretained(call).toOpaque())
         }
@@ -180,29 +174,35 @@ final class ClientConnection: HTTP2Socket {
             return
         }
         guard let session, call.streamID > 0, calls[call.streamID] != nil else { return }
-        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), call.streamID, NGHTTP2_CANCEL.rawValue)
+        // Fails only for a stream nghttp2 has closed already: then the call is ending anyway.
+        _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), call.streamID, NGHTTP2_CANCEL.rawValue)
         flush()
     }
 
-    fileprivate func call(_ streamID: Int32) -> ClientCall? {
+    /// The call of a stream: its user data, set by `nghttp2_submit_request`.
+    private func call(_ streamID: Int32) -> ClientCall? {
         guard let pointer = nghttp2_session_get_stream_user_data(session, streamID) else { return nil }
         return Unmanaged<ClientCall>.fromOpaque(pointer).takeUnretainedValue()
     }
 
-    fileprivate func readBody(_ call: ClientCall, into buffer: UnsafeMutablePointer<UInt8>, length: Int,
-                              flags: UnsafeMutablePointer<UInt32>) -> Int {
+    override func readBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard let call = call(streamID) else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         call.sent = true
-        let count = min(length, call.body.count - call.bodyOffset)
+        let count = min(buffer.count, call.body.count - call.bodyOffset)
         call.body.withUnsafeBytes { raw in
-            UnsafeMutableRawPointer(buffer).copyMemory(from: raw.baseAddress! + call.bodyOffset, byteCount: count)
+            buffer.baseAddress!.copyMemory(from: raw.baseAddress! + call.bodyOffset, byteCount: count)
         }
         call.bodyOffset += count
         if call.bodyOffset == call.body.count { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
         return count
     }
 
-    fileprivate func header(_ call: ClientCall, category: nghttp2_headers_category, name: UnsafePointer<UInt8>, nameLength: Int,
-                            value: UnsafePointer<UInt8>, valueLength: Int) {
+    override func header(_ frame: UnsafePointer<nghttp2_frame>, name nameBuffer: UnsafeBufferPointer<UInt8>,
+                         value valueBuffer: UnsafeBufferPointer<UInt8>) {
+        guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue), let call = call(frame.pointee.hd.stream_id),
+              let name = nameBuffer.baseAddress, let value = valueBuffer.baseAddress else { return }
+        let category = frame.pointee.headers.cat
+        let nameLength = nameBuffer.count, valueLength = valueBuffer.count
         if name.equals(":status", length: nameLength) {
             call.httpStatus = Int(value.string(length: valueLength))
         } else if name.equals("grpc-status", length: nameLength) {
@@ -211,7 +211,7 @@ final class ClientConnection: HTTP2Socket {
         } else if name.equals("grpc-message", length: nameLength) {
             call.grpcMessage = value.string(length: valueLength)
         } else if name.equals("content-type", length: nameLength) {
-            call.contentType = value.string(length: valueLength)
+            // The protocol's, not metadata.
         } else if name.equals("grpc-encoding", length: nameLength) {
             call.deframer.messageEncoding = value.string(length: valueLength)
         } else if name.pointee != UInt8(ascii: ":") && !name.hasPrefix("grpc-", length: nameLength) {
@@ -220,8 +220,8 @@ final class ClientConnection: HTTP2Socket {
         }
     }
 
-    fileprivate func data(_ call: ClientCall, _ bytes: UnsafeRawBufferPointer) {
-        guard call.failure == nil else { return }
+    override func dataReceived(streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
+        guard let call = call(streamID), call.failure == nil else { return }
         do {
             try call.deframer.append(bytes)
             while let message = try call.deframer.next() {
@@ -235,7 +235,7 @@ final class ClientConnection: HTTP2Socket {
         }
     }
 
-    fileprivate func streamClosed(_ streamID: Int32, errorCode: UInt32) {
+    override func streamClosed(_ streamID: Int32, errorCode: UInt32) {
         guard let call = calls.removeValue(forKey: streamID) else { return }
         call.connection = nil
         if call.completed { return }
@@ -251,8 +251,9 @@ final class ClientConnection: HTTP2Socket {
         call.complete(call.outcome(resetCode: errorCode))
     }
 
-    fileprivate func goAwayReceived(lastStreamID: Int32, errorCode: UInt32) {
-        guard state == .ready else { return }
+    /// GOAWAY: the calls in flight finish (or fail and are retried); new calls go elsewhere.
+    override func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
+        guard frame.pointee.hd.type == UInt8(NGHTTP2_GOAWAY.rawValue), state == .ready else { return }
         state = .draining
         endpoint.connectionDraining(self)
     }
@@ -278,50 +279,4 @@ final class ClientConnection: HTTP2Socket {
             }
         }
     }
-
-    // MARK: nghttp2 glue
-
-    nonisolated(unsafe) private static let callbacks: OpaquePointer? = {
-        var callbacks: OpaquePointer?
-        nghttp2_session_callbacks_new(&callbacks)
-        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
-            guard let frame, let name, let value, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
-            let connection = ClientConnection.from(userData)
-            guard let call = connection.call(frame.pointee.hd.stream_id) else { return 0 }
-            connection.header(call, category: frame.pointee.headers.cat, name: name, nameLength: nameLength,
-                              value: value, valueLength: valueLength)
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
-            let connection = ClientConnection.from(userData)
-            guard let data, let call = connection.call(streamID) else { return 0 }
-            connection.data(call, UnsafeRawBufferPointer(start: data, count: length))
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
-            guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_GOAWAY.rawValue) else { return 0 }
-            ClientConnection.from(userData).goAwayReceived(lastStreamID: frame.pointee.goaway.last_stream_id,
-                                                          errorCode: frame.pointee.goaway.error_code)
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
-            ClientConnection.from(userData).streamClosed(streamID, errorCode: errorCode)
-            return 0
-        }
-        return callbacks
-    }()
-
-    fileprivate static func from(_ userData: UnsafeMutableRawPointer?) -> ClientConnection {
-        Unmanaged<ClientConnection>.fromOpaque(userData!).takeUnretainedValue()
-    }
-}
-
-private func clientReadBody(session: OpaquePointer?, streamID: Int32, buffer: UnsafeMutablePointer<UInt8>?, length: Int,
-                            flags: UnsafeMutablePointer<UInt32>?, source: UnsafeMutablePointer<nghttp2_data_source>?,
-                            userData: UnsafeMutableRawPointer?) -> Int {
-    let connection = ClientConnection.from(userData)
-    guard let buffer, let flags, let call = connection.call(streamID) else {
-        return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
-    }
-    return connection.readBody(call, into: buffer, length: length, flags: flags)
 }

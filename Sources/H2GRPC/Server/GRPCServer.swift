@@ -111,7 +111,7 @@ final class ServerCore: Sendable {
     }
 
     private func accepted(_ fd: Int32, peer: String, on loop: EventLoop) {
-        let connection = ServerConnection(fd: fd, peer: peer, loop: loop, core: self)
+        let connection = ServerConnection(transport: TCPTransport(fd: fd), peer: peer, loop: loop, core: self)
         let bound = LoopBound(connection, loop: loop)
         connections.withLock { $0[ObjectIdentifier(connection)] = bound }
         do {

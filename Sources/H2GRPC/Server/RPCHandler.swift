@@ -44,28 +44,28 @@ public protocol ServerStreamObserver: AnyObject {
 /// The sending half of a streaming call. Safe from any thread: a call from
 /// elsewhere hops to the call's event loop.
 public final class ServerStreamWriter: Sendable {
-    /// The call's connection and stream, reached only on their loop.
+    /// The call's handler and stream, reached only on their loop.
     private struct Target {
-        weak var connection: ServerConnection?
+        weak var handler: ServerCallHandler?
         let stream: ServerStream
     }
 
     private let target: LoopBound<Target>
 
-    init(loop: EventLoop, connection: ServerConnection, stream: ServerStream) {
-        target = LoopBound(Target(connection: connection, stream: stream), loop: loop)
+    init(handler: ServerCallHandler, stream: ServerStream) {
+        target = LoopBound(Target(handler: handler, stream: stream), loop: handler.loop)
     }
 
     public func send(_ message: [UInt8]) {
-        onLoop { connection, stream in connection.send(message, on: stream) }
+        onLoop { handler, stream in handler.send(message, on: stream) }
     }
 
     /// Ends the call with `status` after the messages already sent.
     public func finish(_ status: GRPCStatus = .ok) {
-        onLoop { connection, stream in connection.finish(stream, with: status) }
+        onLoop { handler, stream in handler.finish(stream, with: status) }
     }
 
-    private func onLoop(_ body: @escaping @Sendable (ServerConnection, ServerStream) -> Void) {
+    private func onLoop(_ body: @escaping @Sendable (ServerCallHandler, ServerStream) -> Void) {
         if target.loop.inEventLoop {
             run(body)
         } else {
@@ -73,10 +73,10 @@ public final class ServerStreamWriter: Sendable {
         }
     }
 
-    private func run(_ body: (ServerConnection, ServerStream) -> Void) {
+    private func run(_ body: (ServerCallHandler, ServerStream) -> Void) {
         let target = target.value
-        guard let connection = target.connection else { return }
-        body(connection, target.stream)
-        connection.flush()
+        guard let handler = target.handler else { return }
+        body(handler, target.stream)
+        handler.flush()
     }
 }
