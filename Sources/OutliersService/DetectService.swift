@@ -15,13 +15,13 @@ public struct DetectService: Sendable {
 
     public var handlers: [String: RPCHandler] {
         let detector = self.detector
-        return [MethodPath.detect: .unary { request, _ throws(GRPCStatus) in
+        return [MethodPath.detect: .unary { request, _ throws(RPCError) in
             try Self.detect(request, detector: detector)
         }]
     }
 
     /// Serialized `OutliersRequest` in, serialized `OutliersResponse` out.
-    public static func detect(_ request: [UInt8], detector: OutlierDetector) throws(GRPCStatus) -> [UInt8] {
+    public static func detect(_ request: [UInt8], detector: OutlierDetector) throws(RPCError) -> [UInt8] {
         let values: [Double]
         if let fast = OutliersRequestValues.decode(request) {
             values = fast
@@ -30,21 +30,21 @@ public struct DetectService: Sendable {
                 values = try Pb_OutliersRequest(serializedBytes: request).metrics.map(\.value)
             } catch {
                 // An unparsable message is the transport's failure, not the caller's value.
-                throw GRPCStatus(.internalError, "grpc: failed to unmarshal the request: \(error)")
+                throw RPCError(code: .internalError, message: "grpc: failed to unmarshal the request: \(error)")
             }
         }
         let indices: [Int32]
         do {
             indices = try detector.outliers(in: values)
         } catch {
-            throw GRPCStatus(.invalidArgument, "metrics[\(error.index)].value: \(error.description)")
+            throw RPCError(code: .invalidArgument, message: "metrics[\(error.index)].value: \(error.description)")
         }
         var response = Pb_OutliersResponse()
         response.indices = indices
         do {
             return try response.serializedBytes()
         } catch {
-            throw GRPCStatus(.internalError, "cannot serialize the response: \(error)")
+            throw RPCError(code: .internalError, message: "cannot serialize the response: \(error)")
         }
     }
 }

@@ -40,15 +40,15 @@ public final class HealthService: Sendable {
             state.watchers.removeAll()
             return writers
         }
-        for writer in writers { writer.finish(GRPCStatus(.unavailable, "server shutting down")) }
+        for writer in writers { writer.fail(RPCError(code: .unavailable, message: "server shutting down")) }
     }
 
     public var handlers: [String: RPCHandler] {
         [
-            MethodPath.healthCheck: .unary { [self] request, _ throws(GRPCStatus) in
+            MethodPath.healthCheck: .unary { [self] request, _ throws(RPCError) in
                 let service = try Self.serviceName(in: request)
                 guard let status = state.withLock({ $0.statuses[service] }) else {
-                    throw GRPCStatus(.notFound, "unknown service \"\(service)\"")
+                    throw RPCError(code: .notFound, message: "unknown service \"\(service)\"")
                 }
                 return Self.response(status)
             },
@@ -70,11 +70,11 @@ public final class HealthService: Sendable {
         _ = state.withLock { $0.watchers.removeValue(forKey: ObjectIdentifier(observer)) }
     }
 
-    static func serviceName(in request: [UInt8]) throws(GRPCStatus) -> String {
+    static func serviceName(in request: [UInt8]) throws(RPCError) -> String {
         do {
             return try Grpc_Health_V1_HealthCheckRequest(serializedBytes: request).service
         } catch {
-            throw GRPCStatus(.internalError, "grpc: failed to unmarshal the request: \(error)")
+            throw RPCError(code: .internalError, message: "grpc: failed to unmarshal the request: \(error)")
         }
     }
 
@@ -103,12 +103,12 @@ private final class WatchObserver: ServerStreamObserver {
         do {
             health.startWatching(self, service: try HealthService.serviceName(in: message))
         } catch {
-            writer.finish(error)
+            writer.fail(error)
         }
     }
 
     func inputEnded() {
-        if !started { writer.finish(GRPCStatus(.internalError, "grpc: no request message for Watch")) }
+        if !started { writer.fail(RPCError(code: .internalError, message: "grpc: no request message for Watch")) }
     }
 
     func cancelled() { health.stopWatching(self) }

@@ -55,7 +55,7 @@ public final class ReflectionService: Sendable {
     /// The embedded descriptors of this package's protos.
     public convenience init(services: [String]) throws {
         guard let data = Data(base64Encoded: EmbeddedDescriptors.fileDescriptorSetBase64) else {
-            throw GRPCStatus(.internalError, "embedded descriptors are not valid base64")
+            throw RPCError(code: .internalError, message: "embedded descriptors are not valid base64")
         }
         try self.init(services: services, fileDescriptorSet: data)
     }
@@ -69,12 +69,12 @@ public final class ReflectionService: Sendable {
     }
 
     /// Answers one request message.
-    func answer(_ bytes: [UInt8]) throws(GRPCStatus) -> [UInt8] {
+    func answer(_ bytes: [UInt8]) throws(RPCError) -> [UInt8] {
         let request: Grpc_Reflection_V1_ServerReflectionRequest
         do {
             request = try Grpc_Reflection_V1_ServerReflectionRequest(serializedBytes: bytes)
         } catch {
-            throw GRPCStatus(.internalError, "grpc: failed to unmarshal the request: \(error)")
+            throw RPCError(code: .internalError, message: "grpc: failed to unmarshal the request: \(error)")
         }
         var response = Grpc_Reflection_V1_ServerReflectionResponse()
         response.validHost = request.host
@@ -113,14 +113,14 @@ public final class ReflectionService: Sendable {
             response.listServicesResponse = list
         case nil:
             response.errorResponse = Grpc_Reflection_V1_ErrorResponse.with {
-                $0.errorCode = Int32(GRPCStatus.Code.invalidArgument.rawValue)
+                $0.errorCode = Int32(Status.Code.invalidArgument.rawValue)
                 $0.errorMessage = "empty reflection request"
             }
         }
         do {
             return try response.serializedBytes()
         } catch {
-            throw GRPCStatus(.internalError, "cannot serialize the reflection response: \(error)")
+            throw RPCError(code: .internalError, message: "cannot serialize the reflection response: \(error)")
         }
     }
 
@@ -142,7 +142,7 @@ public final class ReflectionService: Sendable {
 
     private func notFound(_ message: String) -> Grpc_Reflection_V1_ErrorResponse {
         var error = Grpc_Reflection_V1_ErrorResponse()
-        error.errorCode = Int32(GRPCStatus.Code.notFound.rawValue)
+        error.errorCode = Int32(Status.Code.notFound.rawValue)
         error.errorMessage = message
         return error
     }
@@ -161,7 +161,7 @@ private final class ReflectionObserver: ServerStreamObserver {
         do {
             writer.send(try reflection.answer(message))
         } catch {
-            writer.finish(error)
+            writer.fail(error)
         }
     }
 

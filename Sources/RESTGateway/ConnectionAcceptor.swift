@@ -109,7 +109,7 @@ final class ConnectionAcceptor: Sendable {
 
     private func refuse(_ fd: Int32, _ message: String) {
         refused.add(1, ordering: .relaxed)
-        let body = OutliersJSON.encodeError(code: GRPCStatus.Code.unavailable.rawValue, message: message)
+        let body = OutliersJSON.encodeError(code: Status.Code.unavailable.rawValue, message: message)
         var response = Array("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\nRetry-After: 1\r\n\r\n".utf8)
         response += body
         _ = send(fd, response, response.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))

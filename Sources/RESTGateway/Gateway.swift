@@ -48,7 +48,7 @@ public final class Gateway: Sendable {
         do {
             channel = try GRPCChannel(targets: configuration.backends, configuration: configuration.client)
         } catch {
-            throw GatewayError("bad --backend: \(error.status.message)")
+            throw GatewayError("bad --backend: \(error.message)")
         }
         connections = try ConnectionTracker(limits: .init(
             connections: configuration.maximumConnections,

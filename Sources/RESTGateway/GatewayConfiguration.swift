@@ -1,4 +1,5 @@
 import H2GRPC
+import OutliersProto
 import POSIXSupport
 
 /// How the REST gateway listens, what it accepts and how it calls its backends.
@@ -34,7 +35,11 @@ public struct GatewayConfiguration: Sendable {
     public var bodyTimeoutSeconds = 60.0
     /// How long a graceful shutdown waits for requests in flight.
     public var drainTimeoutSeconds = 10.0
-    public var client = GRPCClientConfiguration()
+    public var client: GRPCClientConfiguration = {
+        var client = GRPCClientConfiguration()
+        client.userAgent = UserAgent.outliersClient
+        return client
+    }()
 
     public init() {}
 

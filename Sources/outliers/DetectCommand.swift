@@ -53,7 +53,7 @@ struct DetectCommand: ParsableCommand {
             do {
                 try GRPCChannel.validate(target: target)
             } catch {
-                throw ValidationError("--server: \(error.status.message)")
+                throw ValidationError("--server: \(error.message)")
             }
         }
         guard calls >= 1 else { throw ValidationError("--calls must be at least 1") }
@@ -65,9 +65,11 @@ struct DetectCommand: ParsableCommand {
         let request = try loadRequest()
         let channel: GRPCChannel
         do {
-            channel = try GRPCChannel(targets: targets)
+            var configuration = GRPCClientConfiguration()
+            configuration.userAgent = UserAgent.outliersClient
+            channel = try GRPCChannel(targets: targets, configuration: configuration)
         } catch {
-            FileHandle.standardError.write(Data("error: \(error.code): \(error.status.message)\n".utf8))
+            FileHandle.standardError.write(Data("error: \(error.code): \(error.message)\n".utf8))
             throw ExitCode.failure
         }
         defer { channel.close() }
@@ -78,7 +80,7 @@ struct DetectCommand: ParsableCommand {
         let outcome = Outcome()
         let done = DispatchSemaphore(value: 0)
         channel.unary(path: MethodPath.detect, request: try request.serializedBytes(),
-                      timeoutNanoseconds: timeout.nanoseconds) { result in
+                      timeout: .nanoseconds(timeout.nanoseconds)) { result in
             outcome.result = result
             done.signal()
         }
@@ -99,7 +101,7 @@ struct DetectCommand: ParsableCommand {
                 print("outliers at: [\(indices.map(String.init).joined(separator: " "))]")
             }
         case .failure(let error):
-            FileHandle.standardError.write(Data("error: \(error.code): \(error.status.message)\n".utf8))
+            FileHandle.standardError.write(Data("error: \(error.code): \(error.message)\n".utf8))
             throw ExitCode.failure
         }
     }
@@ -141,7 +143,7 @@ extension DetectCommand {
             slots.wait()
             all.enter()
             let callStarted = MonotonicClock.now()
-            channel.unary(path: MethodPath.detect, request: request, timeoutNanoseconds: timeout.nanoseconds) { result in
+            channel.unary(path: MethodPath.detect, request: request, timeout: .nanoseconds(timeout.nanoseconds)) { result in
                 let code: String
                 switch result {
                 case .success: code = "OK"

@@ -88,7 +88,7 @@ struct GatewayCommand: ParsableCommand {
             do {
                 try GRPCChannel.validate(target: String(target))
             } catch {
-                throw ValidationError("--backend: \(error.status.message)")
+                throw ValidationError("--backend: \(error.message)")
             }
         }
     }

@@ -1,5 +1,5 @@
 import Testing
-@testable import H2GRPC
+@_spi(Fuzzing) @testable import H2GRPC
 
 /// The call handler without a socket or an nghttp2 session: what it submits for
 /// each request, recorded by a sink.

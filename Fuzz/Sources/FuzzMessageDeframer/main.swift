@@ -9,7 +9,7 @@
 // - framing the messages again (MessageFramer) gives back the stream's consumed
 //   prefix, and each message framed alone deframes to itself.
 import FuzzSupport
-import H2GRPC
+@_spi(Fuzzing) import H2GRPC
 
 let limits = [0, 1, 5, 16, 100, 1000, 65536, 4 * 1024 * 1024]
 
@@ -44,7 +44,7 @@ func specification(_ stream: [UInt8], limit: Int) -> Outcome {
     while stream.count - offset >= 5 {
         let flag = stream[offset]
         if flag > 1 { outcome.failure = .badFlag(flag); return outcome }
-        if flag == 1 { outcome.failure = .compressed; return outcome }
+        if flag == 1 { outcome.failure = .compressed(encoding: nil); return outcome }
         let length = stream[offset + 1..<offset + 5].reduce(0) { $0 << 8 | Int($1) }
         if length > limit { outcome.failure = .tooLarge(length: length, limit: limit); return outcome }
         guard stream.count - offset - 5 >= length else { break }

@@ -34,7 +34,7 @@ final class ClientConnection: HTTP2Socket {
                 socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             }
         } catch {
-            return .failure(RPCError(.unavailable, error.description))
+            return .failure(RPCError(code: .unavailable, message: error.description))
         }
         do {
             try Syscall.disableNagle(fd)
@@ -47,19 +47,19 @@ final class ClientConnection: HTTP2Socket {
             }
         } catch {
             Glibc.close(fd)
-            return .failure(RPCError(.unavailable, error.description))
+            return .failure(RPCError(code: .unavailable, message: error.description))
         }
         let connection = ClientConnection(fd: fd, endpoint: endpoint, loop: loop, channel: channel, configuration: configuration)
         do {
             try loop.register(fd, events: EPOLLOUT.rawValue, handler: connection)
         } catch {
             Glibc.close(fd)
-            return .failure(RPCError(.unavailable, "\(error)"))
+            return .failure(RPCError(code: .unavailable, message: "\(error)"))
         }
-        connection.connectTimer = loop.schedule(at: MonotonicClock.now() + UInt64(configuration.connectTimeoutSeconds * 1e9)) {
+        connection.connectTimer = loop.schedule(at: configuration.connectTimeout.deadline(from: MonotonicClock.now())) {
             [weak connection] in
             guard let connection, connection.state == .connecting else { return }
-            connection.connectFailed("connect to \(endpoint.description): timed out after \(configuration.connectTimeoutSeconds)s")
+            connection.connectFailed("connect to \(endpoint.description): timed out after \(configuration.connectTimeout.secondsDouble)s")
         }
         return .success(connection)
     }
@@ -114,7 +114,7 @@ final class ClientConnection: HTTP2Socket {
         // Nothing was sent: these calls may go elsewhere.
         let waiting = pending
         pending = []
-        for call in waiting { channel?.retryOrFail(call, RPCError(.unavailable, message)) }
+        for call in waiting { channel?.retryOrFail(call, RPCError(code: .unavailable, message: message)) }
     }
 
     // MARK: Calls
@@ -132,7 +132,7 @@ final class ClientConnection: HTTP2Socket {
 
     private func submit(_ call: ClientCall) {
         guard let session, state == .ready else {
-            channel?.retryOrFail(call, RPCError(.unavailable, "connection to \(endpoint.description) is closing"))
+            channel?.retryOrFail(call, RPCError(code: .unavailable, message: "connection to \(endpoint.description) is closing"))
             return
         }
         var headers = HeaderBlock()
@@ -160,7 +160,7 @@ final class ClientConnection: HTTP2Socket {
             // Out of stream ids, or the session is going away: a fresh connection takes it.
             state = .draining
             endpoint.connectionDraining(self)
-            channel?.retryOrFail(call, RPCError(.unavailable, String(cString: nghttp2_strerror(streamID))))
+            channel?.retryOrFail(call, RPCError(code: .unavailable, message: String(cString: nghttp2_strerror(streamID))))
             return
         }
         call.streamID = streamID
@@ -207,7 +207,7 @@ final class ClientConnection: HTTP2Socket {
             call.httpStatus = Int(value.string(length: valueLength))
         } else if name.equals("grpc-status", length: nameLength) {
             let text = value.string(length: valueLength)
-            if let code = GRPCStatus.parseCode(text) { call.grpcStatus = code } else { call.grpcStatusText = text }
+            if let code = Status.parseCode(text) { call.grpcStatus = code } else { call.grpcStatusText = text }
         } else if name.equals("grpc-message", length: nameLength) {
             call.grpcMessage = value.string(length: valueLength)
         } else if name.equals("content-type", length: nameLength) {
@@ -230,7 +230,7 @@ final class ClientConnection: HTTP2Socket {
             }
         } catch {
             // grpc-go's client answers RESOURCE_EXHAUSTED for an oversized response too.
-            call.failure = error.status
+            call.failure = error.rpcError
             reset(call)
         }
     }
@@ -241,7 +241,7 @@ final class ClientConnection: HTTP2Socket {
         if call.completed { return }
         // Refused before processing: safe to send again elsewhere.
         if errorCode == NGHTTP2_REFUSED_STREAM.rawValue && call.grpcStatus == nil && call.httpStatus == nil {
-            channel?.retryOrFail(call, RPCError(.unavailable, "stream refused by \(endpoint.description)"))
+            channel?.retryOrFail(call, RPCError(code: .unavailable, message: "stream refused by \(endpoint.description)"))
             return
         }
         if call.cancelRequested {
@@ -267,11 +267,11 @@ final class ClientConnection: HTTP2Socket {
         calls.removeAll()
         let waiting = pending
         pending = []
-        for call in waiting { channel?.retryOrFail(call, RPCError(.unavailable, "connection to \(endpoint.description) closed")) }
+        for call in waiting { channel?.retryOrFail(call, RPCError(code: .unavailable, message: "connection to \(endpoint.description) closed")) }
         for call in inFlight where !call.completed {
             call.connection = nil
             if !call.sent || wasConnecting {
-                channel?.retryOrFail(call, RPCError(.unavailable, "connection to \(endpoint.description) closed"))
+                channel?.retryOrFail(call, RPCError(code: .unavailable, message: "connection to \(endpoint.description) closed"))
             } else if call.cancelRequested {
                 call.fail(.cancelled, "call cancelled")
             } else {

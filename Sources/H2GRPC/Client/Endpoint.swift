@@ -40,7 +40,7 @@ final class Endpoint: CustomStringConvertible {
         if self.connection === connection { self.connection = nil }
         consecutiveFailures += 1
         lastError = message
-        retryAt = MonotonicClock.now() + UInt64(backoff.delay(afterFailures: consecutiveFailures) * 1e9)
+        retryAt = backoff.delay(afterFailures: consecutiveFailures).deadline(from: MonotonicClock.now())
     }
 
     /// GOAWAY or exhausted stream ids: calls in flight finish there; new calls get a new connection.
@@ -61,19 +61,19 @@ enum TargetResolver {
         let portText: Substring
         if target.hasPrefix("[") {
             guard let close = target.firstIndex(of: "]"), target[target.index(after: close)...].hasPrefix(":") else {
-                throw RPCError(.invalidArgument, "bad target \"\(target)\": expected [address]:port")
+                throw RPCError(code: .invalidArgument, message: "bad target \"\(target)\": expected [address]:port")
             }
             host = target[target.index(after: target.startIndex)..<close]
             portText = target[target.index(close, offsetBy: 2)...]
         } else {
             guard let colon = target.lastIndex(of: ":") else {
-                throw RPCError(.invalidArgument, "bad target \"\(target)\": expected host:port")
+                throw RPCError(code: .invalidArgument, message: "bad target \"\(target)\": expected host:port")
             }
             host = target[..<colon]
             portText = target[target.index(after: colon)...]
         }
         guard !host.isEmpty, let port = Int(portText), (1...65535).contains(port) else {
-            throw RPCError(.invalidArgument, "bad target \"\(target)\": expected host:port with a port in 1...65535")
+            throw RPCError(code: .invalidArgument, message: "bad target \"\(target)\": expected host:port with a port in 1...65535")
         }
         return (String(host), port)
     }
@@ -84,7 +84,7 @@ enum TargetResolver {
         do {
             return try SocketAddress.resolve(host: host, port: port)
         } catch {
-            throw RPCError(.unavailable, error.description)
+            throw RPCError(code: .unavailable, message: error.description)
         }
     }
 }

@@ -15,7 +15,7 @@ public final class GRPCChannel: Sendable {
 
     /// Resolves the targets now; throws for a malformed or unresolvable target.
     public init(targets: [String], configuration: GRPCClientConfiguration = GRPCClientConfiguration()) throws(RPCError) {
-        guard !targets.isEmpty else { throw RPCError(.invalidArgument, "no target given") }
+        guard !targets.isEmpty else { throw RPCError(code: .invalidArgument, message: "no target given") }
         var endpoints: [Endpoint] = []
         for target in targets {
             for address in try TargetResolver.resolve(target) {
@@ -26,7 +26,7 @@ public final class GRPCChannel: Sendable {
         do {
             loop = try EventLoop(name: "grpc-client")
         } catch {
-            throw RPCError(.internalError, "cannot start the client event loop: \(error)")
+            throw RPCError(code: .internalError, message: "cannot start the client event loop: \(error)")
         }
         self.loop = loop
         self.configuration = configuration
@@ -40,12 +40,12 @@ public final class GRPCChannel: Sendable {
     }
 
     /// Starts a unary call; `completion` runs once, on the channel's event loop.
-    /// `timeout` (nanoseconds) is sent as `grpc-timeout` and enforced here too.
+    /// `timeout` is sent as `grpc-timeout` and enforced here too.
     @discardableResult
     public func unary(path: String, request: [UInt8], metadata: [(name: String, value: String)] = [],
-                      timeoutNanoseconds: Int64? = nil,
+                      timeout: Duration? = nil,
                       completion: @escaping @Sendable (Result<GRPCResponse, RPCError>) -> Void) -> CallHandle {
-        let deadline = timeoutNanoseconds.map { MonotonicClock.now() &+ UInt64(max(0, $0)) }
+        let deadline = timeout.map { $0.deadline(from: MonotonicClock.now()) }
         let call = LoopBound(handingOver: ClientCall(path: path, message: request, metadata: metadata, deadline: deadline,
                                                      maximumReceiveMessageLength: configuration.maximumReceiveMessageLength,
                                                      completion: completion),
@@ -56,13 +56,13 @@ public final class GRPCChannel: Sendable {
 
     /// The same call, awaited. Task cancellation cancels the call (CANCELLED).
     public func unary(path: String, request: [UInt8], metadata: [(name: String, value: String)] = [],
-                      timeoutNanoseconds: Int64? = nil) async throws(RPCError) -> GRPCResponse {
+                      timeout: Duration? = nil) async throws(RPCError) -> GRPCResponse {
         let handle = Mutex<CallHandle?>(nil)
         let cancelled = Atomic<Bool>(false)
         let result: Result<GRPCResponse, RPCError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let started = unary(path: path, request: request, metadata: metadata,
-                                    timeoutNanoseconds: timeoutNanoseconds) { continuation.resume(returning: $0) }
+                                    timeout: timeout) { continuation.resume(returning: $0) }
                 handle.withLock { $0 = started }
                 if cancelled.load(ordering: .acquiring) { started.cancel() }
             }

@@ -7,7 +7,7 @@ import Synchronization
 /// A gRPC server over cleartext HTTP/2 with prior knowledge (h2c), on nghttp2.
 /// Services register handlers by method path; the server knows nothing else of them.
 ///
-///     let server = GRPCServer(configuration: config, handlers: ["/pb.Outliers/Detect": .unary(detect)])
+///     let server = GRPCServer(configuration: config, handlers: ["/package.Service/Method": .unary(method)])
 ///     try server.start()
 ///     …
 ///     server.shutdown()   // GOAWAY, calls in flight finish, then close
@@ -19,7 +19,7 @@ public final class GRPCServer: Sendable {
     private let core = Mutex<ServerCore?>(nil)
 
     public init(configuration: GRPCServerConfiguration, handlers: [String: RPCHandler],
-                logger: Logger = Logger(label: "outliers.grpc")) {
+                logger: Logger = Logger(label: "h2grpc.server")) {
         self.configuration = configuration
         self.handlers = handlers
         self.logger = logger
@@ -135,7 +135,7 @@ final class ServerCore: Sendable {
         beforeDrain?()
         // GOAWAY on every connection; each closes when its last call ends.
         forEachConnection { $0.startDraining() }
-        let deadline = DispatchTime.now() + .nanoseconds(Int(configuration.drainTimeoutSeconds * 1e9))
+        let deadline = DispatchTime.now() + .nanoseconds(Int(configuration.drainTimeout.saturatingNanoseconds))
         while !connections.withLock({ $0.isEmpty }) {
             if lastConnectionClosed.wait(timeout: deadline) == .timedOut { break }
         }

@@ -22,7 +22,7 @@ public struct GRPCServerConfiguration: Sendable {
     /// Unary requests up to this size run on the event loop; larger ones on a worker.
     public var inlineHandlerLimit = 64 * 1024
     /// How long a graceful shutdown waits for calls in flight before closing anyway.
-    public var drainTimeoutSeconds = 10.0
+    public var drainTimeout: Duration = .seconds(10)
 
     public init() {}
 }

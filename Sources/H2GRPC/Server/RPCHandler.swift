@@ -1,10 +1,10 @@
-/// What a service registers for a method path such as `/pb.Outliers/Detect`.
+/// What a service registers for a method path such as `/package.Service/Method`.
 /// H2GRPC knows nothing of the messages: handlers take and give serialized bytes.
 public enum RPCHandler: Sendable {
     /// One request message in, one response message out. Runs on the connection's
     /// event loop when the request is small, on a worker thread when it is large,
     /// so a long call never stalls the other connections of its loop.
-    case unary(@Sendable (_ request: [UInt8], _ context: ServerCallContext) throws(GRPCStatus) -> [UInt8])
+    case unary(@Sendable (_ request: [UInt8], _ context: ServerCallContext) throws(RPCError) -> [UInt8])
 
     /// Server-streaming and bidirectional calls: the handler returns an observer
     /// that is told of each request message (on the event loop), and answers through
@@ -61,8 +61,13 @@ public final class ServerStreamWriter: Sendable {
     }
 
     /// Ends the call with `status` after the messages already sent.
-    public func finish(_ status: GRPCStatus = .ok) {
+    public func finish(_ status: Status = .ok) {
         onLoop { handler, stream in handler.finish(stream, with: status) }
+    }
+
+    /// Ends the call with the error's status after the messages already sent.
+    public func fail(_ error: RPCError) {
+        finish(Status(error))
     }
 
     private func onLoop(_ body: @escaping @Sendable (ServerCallHandler, ServerStream) -> Void) {

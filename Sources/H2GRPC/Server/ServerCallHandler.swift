@@ -71,23 +71,23 @@ final class ServerCallHandler {
         guard let stream = streams[id] else { return }
         guard stream.method == "POST" else {
             respondImmediately(stream, httpStatus: 405,
-                               status: GRPCStatus(.unimplemented, "method \(stream.method) not allowed; gRPC uses POST"))
+                               status: Status(code: .unimplemented, message: "method \(stream.method) not allowed; gRPC uses POST"))
             return
         }
         guard Self.isGRPCContentType(stream.contentType) else {
             // PROTOCOL-HTTP2.md: answer 415 so that a non-gRPC client sees what happened.
             let shown = stream.contentType.isEmpty ? "none" : "\"\(stream.contentType)\""
             respondImmediately(stream, httpStatus: 415,
-                               status: GRPCStatus(.internalError, "invalid gRPC request content-type \(shown)"))
+                               status: Status(code: .internalError, message: "invalid gRPC request content-type \(shown)"))
             return
         }
         guard let handler = handlers[stream.path] else {
-            respondImmediately(stream, status: GRPCStatus(.unimplemented, "Method not found: \(stream.path)"))
+            respondImmediately(stream, status: Status(code: .unimplemented, message: "Method not found: \(stream.path)"))
             return
         }
         if let header = stream.timeoutHeader {
             guard let timeout = GRPCTimeout(header: header) else {
-                respondImmediately(stream, status: GRPCStatus(.internalError, "malformed grpc-timeout \"\(header)\""))
+                respondImmediately(stream, status: Status(code: .internalError, message: "malformed grpc-timeout \"\(header)\""))
                 return
             }
             let deadline = MonotonicClock.now() &+ UInt64(timeout.nanoseconds)
@@ -129,8 +129,7 @@ final class ServerCallHandler {
                 switch stream.handler {
                 case .unary:
                     guard stream.messageCount == 1 else {
-                        respondImmediately(stream, status: GRPCStatus(.internalError,
-                            "grpc: more than one request message for a unary method"))
+                        respondImmediately(stream, status: Status(code: .internalError, message: "grpc: more than one request message for a unary method"))
                         return
                     }
                     stream.requestMessage = message
@@ -142,7 +141,7 @@ final class ServerCallHandler {
                 }
             }
         } catch {
-            respondImmediately(stream, status: error.status)
+            respondImmediately(stream, status: Status(error.rpcError))
         }
     }
 
@@ -152,8 +151,7 @@ final class ServerCallHandler {
         stream.requestEnded = true
         guard stream.phase == .receiving, let handler = stream.handler else { return }
         if stream.deframer.pendingByteCount > 0 {
-            respondImmediately(stream, status: GRPCStatus(.internalError,
-                "grpc: request ended inside a message (\(stream.deframer.pendingByteCount) bytes of a partial message)"))
+            respondImmediately(stream, status: Status(code: .internalError, message: "grpc: request ended inside a message (\(stream.deframer.pendingByteCount) bytes of a partial message)"))
             return
         }
         switch handler {
@@ -161,7 +159,7 @@ final class ServerCallHandler {
             stream.observer?.inputEnded()
         case .unary(let call):
             guard let request = stream.requestMessage else {
-                respondImmediately(stream, status: GRPCStatus(.internalError, "grpc: no request message for a unary method"))
+                respondImmediately(stream, status: Status(code: .internalError, message: "grpc: no request message for a unary method"))
                 return
             }
             stream.requestMessage = nil
@@ -184,24 +182,24 @@ final class ServerCallHandler {
         }
     }
 
-    private static func run(_ call: @Sendable ([UInt8], ServerCallContext) throws(GRPCStatus) -> [UInt8],
-                            _ request: [UInt8], _ context: ServerCallContext) -> Result<[UInt8], GRPCStatus> {
+    private static func run(_ call: @Sendable ([UInt8], ServerCallContext) throws(RPCError) -> [UInt8],
+                            _ request: [UInt8], _ context: ServerCallContext) -> Result<[UInt8], RPCError> {
         do { return .success(try call(request, context)) } catch { return .failure(error) }
     }
 
-    private func completeUnary(_ stream: ServerStream, _ result: Result<[UInt8], GRPCStatus>) {
+    private func completeUnary(_ stream: ServerStream, _ result: Result<[UInt8], RPCError>) {
         // The deadline may have answered already, or the client gone away.
         guard !stream.closed, stream.phase == .handling else { return }
         switch result {
         case .success(let response):
             if let deadline = stream.deadline, MonotonicClock.now() > deadline {
-                finish(stream, with: GRPCStatus(.deadlineExceeded, "deadline exceeded"))
+                finish(stream, with: Status(code: .deadlineExceeded, message: "deadline exceeded"))
                 return
             }
             send(response, on: stream)
             finish(stream, with: .ok)
-        case .failure(let status):
-            finish(stream, with: status)
+        case .failure(let error):
+            finish(stream, with: Status(error))
         }
     }
 
@@ -212,14 +210,14 @@ final class ServerCallHandler {
         // The status goes out as trailers; a request still arriving is then stopped by
         // RST_STREAM(NO_ERROR) after our END_STREAM (see discard). An RST_STREAM(CANCEL)
         // here could overtake the trailers and read as CANCELLED.
-        finish(stream, with: GRPCStatus(.deadlineExceeded, "deadline exceeded"))
+        finish(stream, with: Status(code: .deadlineExceeded, message: "deadline exceeded"))
         flush()
     }
 
     // MARK: Responses
 
     /// An early error: Trailers-Only, before any message (or trailers if headers went).
-    private func respondImmediately(_ stream: ServerStream, httpStatus: Int = 200, status: GRPCStatus) {
+    private func respondImmediately(_ stream: ServerStream, httpStatus: Int = 200, status: Status) {
         stream.observer?.cancelled()
         stream.observer = nil
         stream.requestMessage = nil
@@ -247,7 +245,7 @@ final class ServerCallHandler {
     }
 
     /// Decides the final status; trailers follow the queued messages.
-    func finish(_ stream: ServerStream, with status: GRPCStatus) {
+    func finish(_ stream: ServerStream, with status: Status) {
         guard !stream.closed, stream.phase != .done, stream.finalStatus == nil else { return }
         stream.deadlineTimer?.cancel()
         if !stream.headersSent {
