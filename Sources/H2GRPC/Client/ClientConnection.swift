@@ -6,7 +6,7 @@ import POSIXSupport
 /// One HTTP/2 connection from a channel to one address: connects without
 /// blocking, then multiplexes calls as streams of an nghttp2 client session
 /// (nghttp2 holds back streams beyond the server's MAX_CONCURRENT_STREAMS).
-final class ClientConnection: HTTP2Socket {
+final class ClientConnection: HTTP2Connection {
     enum State { case connecting, ready, draining, closed }
 
     private(set) var state = State.connecting
@@ -152,7 +152,7 @@ final class ClientConnection: HTTP2Socket {
         headers.add("content-type", "application/grpc")
         headers.add("user-agent", configuration.userAgent)
         for (name, value) in call.metadata { headers.add(name, value) }
-        var provider = HTTP2Socket.bodyProvider
+        var provider = HTTP2Connection.bodyProvider
         let streamID = headers.withNameValues { nva, count in
             nghttp2_submit_request(session, nil, nva, count, &provider, Unmanaged.passUnretained(call).toOpaque())
         }

@@ -4,7 +4,7 @@ import CNGHTTP2
 /// owned by one event loop. This class is the session adapter: it turns frames into
 /// the events of its `ServerCallHandler` and the handler's answers into frames, and
 /// keeps what belongs to the connection (GOAWAY, the client's stream ids).
-final class ServerConnection: HTTP2Socket, ServerStreamSink {
+final class ServerConnection: HTTP2Connection, ServerStreamSink {
     private let core: ServerCore
     private lazy var calls = ServerCallHandler(sink: self, handlers: core.handlers, configuration: core.configuration, loop: loop)
     private var isDraining = false
@@ -142,7 +142,7 @@ final class ServerConnection: HTTP2Socket, ServerStreamSink {
     // MARK: Frames out (ServerStreamSink)
 
     func submitResponse(on streamID: Int32, _ headers: HeaderBlock, hasBody: Bool) {
-        var provider = HTTP2Socket.bodyProvider
+        var provider = HTTP2Connection.bodyProvider
         let rv = headers.withNameValues { nva, count in
             hasBody ? nghttp2_submit_response(session, streamID, nva, count, &provider)
                     : nghttp2_submit_response(session, streamID, nva, count, nil)

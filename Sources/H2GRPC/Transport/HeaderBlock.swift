@@ -1,5 +1,4 @@
 import CNGHTTP2
-import Glibc
 
 /// Builds the `nghttp2_nv` array for a submit call. nghttp2 copies names and values
 /// during `nghttp2_submit_*`, so the storage only has to live for the call.
@@ -39,22 +38,5 @@ struct HeaderBlock {
             }
             return nva.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
         }
-    }
-}
-
-extension UnsafePointer<UInt8> {
-    /// Compares `length` bytes here with an ASCII literal.
-    func equals(_ literal: StaticString, length: Int) -> Bool {
-        guard literal.utf8CodeUnitCount == length else { return false }
-        return memcmp(self, literal.utf8Start, length) == 0
-    }
-
-    func hasPrefix(_ literal: StaticString, length: Int) -> Bool {
-        guard literal.utf8CodeUnitCount <= length else { return false }
-        return memcmp(self, literal.utf8Start, literal.utf8CodeUnitCount) == 0
-    }
-
-    func string(length: Int) -> String {
-        String(decoding: UnsafeBufferPointer(start: self, count: length), as: UTF8.self)
     }
 }

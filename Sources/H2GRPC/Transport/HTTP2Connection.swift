@@ -7,7 +7,7 @@ import POSIXSupport
 /// the transport, and hands the session's callbacks to the subclass (`ServerConnection`,
 /// `ClientConnection`) as the overridable methods below. The callback table and the
 /// user-data bridge to `self` are here, once for both.
-class HTTP2Socket: EventHandler {
+class HTTP2Connection: EventHandler {
     let transport: any ByteTransport
     let loop: EventLoop
     private(set) var session: OpaquePointer?
@@ -139,7 +139,7 @@ class HTTP2Socket: EventHandler {
         var sessionHasMore = true
         while sessionHasMore && !isClosed && !watchingWritable {
             sessionHasMore = false
-            while output.count - outputOffset < HTTP2Socket.outputHighWater {
+            while output.count - outputOffset < HTTP2Connection.outputHighWater {
                 var data: UnsafePointer<UInt8>?
                 let count = nghttp2_session_mem_send(session, &data)
                 if count < 0 {
@@ -148,7 +148,7 @@ class HTTP2Socket: EventHandler {
                 }
                 guard count > 0, let data else { break }
                 output.append(contentsOf: UnsafeBufferPointer(start: data, count: count))
-                sessionHasMore = output.count - outputOffset >= HTTP2Socket.outputHighWater
+                sessionHasMore = output.count - outputOffset >= HTTP2Connection.outputHighWater
             }
             writeOutput()
         }
@@ -239,53 +239,53 @@ class HTTP2Socket: EventHandler {
         guard nghttp2_session_callbacks_new(&callbacks) == 0 else { fatalError("nghttp2_session_callbacks_new: out of memory") }
         nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks) { _, header, userData in
             guard let header else { return 0 }
-            HTTP2Socket.from(userData).frameBegins(type: header.pointee.type, streamID: header.pointee.stream_id)
+            HTTP2Connection.from(userData).frameBegins(type: header.pointee.type, streamID: header.pointee.stream_id)
             return 0
         }
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
             guard let frame else { return 0 }
-            HTTP2Socket.from(userData).headersBegin(frame)
+            HTTP2Connection.from(userData).headersBegin(frame)
             return 0
         }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
             guard let frame, let name, let value else { return 0 }
-            HTTP2Socket.from(userData).header(frame, name: UnsafeBufferPointer(start: name, count: nameLength),
+            HTTP2Connection.from(userData).header(frame, name: UnsafeBufferPointer(start: name, count: nameLength),
                                               value: UnsafeBufferPointer(start: value, count: valueLength))
             return 0
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
             guard let frame else { return 0 }
-            HTTP2Socket.from(userData).frameReceived(frame)
+            HTTP2Connection.from(userData).frameReceived(frame)
             return 0
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
             guard let data else { return 0 }
-            HTTP2Socket.from(userData).dataReceived(streamID: streamID, UnsafeRawBufferPointer(start: data, count: length))
+            HTTP2Connection.from(userData).dataReceived(streamID: streamID, UnsafeRawBufferPointer(start: data, count: length))
             return 0
         }
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
             guard let frame else { return 0 }
-            HTTP2Socket.from(userData).frameSent(frame)
+            HTTP2Connection.from(userData).frameSent(frame)
             return 0
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
-            HTTP2Socket.from(userData).streamClosed(streamID, errorCode: errorCode)
+            HTTP2Connection.from(userData).streamClosed(streamID, errorCode: errorCode)
             return 0
         }
         return callbacks
     }()
 
     /// The socket behind a session's user data (set in `startSession`).
-    fileprivate static func from(_ userData: UnsafeMutableRawPointer?) -> HTTP2Socket {
-        Unmanaged<HTTP2Socket>.fromOpaque(userData!).takeUnretainedValue()
+    fileprivate static func from(_ userData: UnsafeMutableRawPointer?) -> HTTP2Connection {
+        Unmanaged<HTTP2Connection>.fromOpaque(userData!).takeUnretainedValue()
     }
 }
 
-/// The read callback of `HTTP2Socket.bodyProvider` (nghttp2_data_source_read_callback).
+/// The read callback of `HTTP2Connection.bodyProvider` (nghttp2_data_source_read_callback).
 private func readBodyCallback(session: OpaquePointer?, streamID: Int32, buffer: UnsafeMutablePointer<UInt8>?, length: Int,
                               flags: UnsafeMutablePointer<UInt32>?, source: UnsafeMutablePointer<nghttp2_data_source>?,
                               userData: UnsafeMutableRawPointer?) -> Int {
     guard let buffer, let flags else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
-    return HTTP2Socket.from(userData).readBody(streamID: streamID, into: UnsafeMutableRawBufferPointer(start: buffer, count: length),
+    return HTTP2Connection.from(userData).readBody(streamID: streamID, into: UnsafeMutableRawBufferPointer(start: buffer, count: length),
                                                flags: flags)
 }
