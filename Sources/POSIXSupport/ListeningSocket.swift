@@ -69,7 +69,7 @@ public struct ListeningSocket: Sendable {
             guard let bound else { throw SystemError(call: "getsockname", code: EAFNOSUPPORT) }
             return ListeningSocket(fd: fd, localAddress: bound)
         } catch {
-            Glibc.close(fd)
+            Syscall.close(fd)
             throw error
         }
     }
@@ -93,7 +93,6 @@ public struct ListeningSocket: Sendable {
     }
 
     public func close() {
-        // close(2) on a listening socket reports nothing worth acting on: the descriptor is gone either way.
-        _ = Glibc.close(fd)
+        Syscall.close(fd)
     }
 }

@@ -34,6 +34,14 @@ public enum Syscall {
         }
     }
 
+    /// Closes a descriptor we own. close(2) frees the number even when it reports an error
+    /// (EINTR, or EIO for data the peer will never get), and must not be retried, so there
+    /// is nothing to do with a failure; EBADF alone would be our bug (a double close).
+    public static func close(_ fd: Int32) {
+        let result = Glibc.close(fd)
+        assert(result == 0 || errno != EBADF, "close(\(fd)): not an open descriptor")
+    }
+
     /// Sets an integer socket option.
     public static func setOption(_ fd: Int32, _ level: Int32, _ option: Int32, _ value: Int32,
                                  _ name: @autoclosure () -> String) throws(SystemError) {

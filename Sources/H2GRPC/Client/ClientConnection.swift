@@ -46,14 +46,14 @@ final class ClientConnection: HTTP2Connection {
                 }
             }
         } catch {
-            Glibc.close(fd)
+            Syscall.close(fd)
             return .failure(RPCError(code: .unavailable, message: error.description))
         }
         let connection = ClientConnection(fd: fd, endpoint: endpoint, loop: loop, channel: channel, configuration: configuration)
         do {
             try loop.register(fd, events: EPOLLOUT.rawValue, handler: connection)
         } catch {
-            Glibc.close(fd)
+            Syscall.close(fd)
             return .failure(RPCError(code: .unavailable, message: "\(error)"))
         }
         connection.connectTimer = loop.schedule(at: configuration.connectTimeout.deadline(from: MonotonicClock.now())) {

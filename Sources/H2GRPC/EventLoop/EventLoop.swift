@@ -33,7 +33,13 @@ final class EventLoop: @unchecked Sendable {
     /// pthread id of the loop thread, for `inEventLoop`.
     private let loopThreadID = Atomic<UInt>(0)
     /// Scratch space for socket reads: every socket of this loop reads into it in turn.
-    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
+
+    /// The loop's read buffer, for its own thread only (its sockets take turns).
+    var readBuffer: UnsafeMutableRawBufferPointer {
+        assert(inEventLoop, "EventLoop.readBuffer off the loop")
+        return scratch
+    }
 
     init(name: String) throws(SystemError) {
         self.name = name
@@ -41,22 +47,22 @@ final class EventLoop: @unchecked Sendable {
         do {
             wakeFD = try Syscall.run("eventfd") { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }
         } catch {
-            Glibc.close(epollFD)
+            Syscall.close(epollFD)
             throw error
         }
         do {
             try control(EPOLL_CTL_ADD, wakeFD, events: EPOLLIN.rawValue)
         } catch {
-            Glibc.close(wakeFD)
-            Glibc.close(epollFD)
+            Syscall.close(wakeFD)
+            Syscall.close(epollFD)
             throw error
         }
     }
 
     deinit {
-        close(wakeFD)
-        close(epollFD)
-        readBuffer.deallocate()
+        Syscall.close(wakeFD)
+        Syscall.close(epollFD)
+        scratch.deallocate()
     }
 
     var inEventLoop: Bool { loopThreadID.load(ordering: .acquiring) == UInt(pthread_self()) }

@@ -63,15 +63,20 @@ final class ServerCore: Sendable {
     let boundPort: Int
     /// Each connection stays on the loop that accepted it; shutdown reaches it there.
     private let connections = Mutex<[ObjectIdentifier: LoopBound<ServerConnection>]>([:])
-    /// Signalled when the last connection closes; shutdown re-checks `connections`, so
-    /// a signal left over from an earlier moment without connections does no harm.
+    /// Set by shutdown once no new connection can come.
+    private let draining = Atomic<Bool>(false)
+    /// Signalled, while draining, when the last connection closes; shutdown re-checks
+    /// `connections` after each wake-up.
     private let lastConnectionClosed = DispatchSemaphore(value: 0)
 
     init(configuration: GRPCServerConfiguration, handlers: [String: RPCHandler], logger: Logger) throws {
         self.configuration = configuration
         self.handlers = handlers
         self.logger = logger
-        signal(SIGPIPE, SIG_IGN)
+        // A peer gone mid-write must be EPIPE, not the end of the process.
+        var ignore = sigaction()
+        ignore.__sigaction_handler.sa_handler = SIG_IGN
+        try Syscall.run("sigaction SIGPIPE") { sigaction(SIGPIPE, &ignore, nil) }
         listeners = try Listener.bind(host: configuration.host, port: configuration.port)
         boundAddresses = listeners.map(\.address)
         boundPort = listeners.first?.port ?? 0
@@ -126,12 +131,13 @@ final class ServerCore: Sendable {
         let noneLeft = connections.withLock { connections in
             connections.removeValue(forKey: ObjectIdentifier(connection)) != nil && connections.isEmpty
         }
-        if noneLeft { lastConnectionClosed.signal() }
+        if noneLeft && draining.load(ordering: .acquiring) { lastConnectionClosed.signal() }
     }
 
     func shutdown(beforeDrain: (() -> Void)?) {
         precondition(!loops.contains { $0.inEventLoop }, "GRPCServer.shutdown called on one of its own loops")
         stopAccepting()
+        draining.store(true, ordering: .releasing)
         beforeDrain?()
         // GOAWAY on every connection; each closes when its last call ends.
         forEachConnection { $0.startDraining() }

@@ -74,11 +74,17 @@ final class ServerConnection: HTTP2Connection, ServerStreamSink {
             return // a stream nghttp2 ignored after our GOAWAY
         case .lowerThanUsed:
             protocolError("HEADERS on stream \(streamID), below stream \(clientStreamIDs.highest) (RFC 9113 §5.1.1)")
-            nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR.rawValue)
+            terminate(session, NGHTTP2_PROTOCOL_ERROR)
         case .closed:
             protocolError("HEADERS on closed stream \(streamID) (RFC 9113 §5.1)")
-            nghttp2_session_terminate_session(session, NGHTTP2_STREAM_CLOSED.rawValue)
+            terminate(session, NGHTTP2_STREAM_CLOSED)
         }
+    }
+
+    /// GOAWAY with `error`, then the connection closes once it is out.
+    private func terminate(_ session: OpaquePointer, _ error: nghttp2_error_code) {
+        // Fails only without memory for the frame: then close without it.
+        if nghttp2_session_terminate_session(session, error.rawValue) != 0 { close() }
     }
 
     override func headersBegin(_ frame: UnsafePointer<nghttp2_frame>) {

@@ -27,8 +27,6 @@ struct TCPTransport: ByteTransport {
     }
 
     func close() {
-        // close(2) frees the descriptor even when it reports an error (EINTR, EIO on
-        // data the peer will never get); there is nothing more to do either way.
-        _ = Glibc.close(fd)
+        Syscall.close(fd)
     }
 }

@@ -61,7 +61,7 @@ private final class LoopAcceptor: EventHandler {
             do {
                 try Syscall.disableNagle(client)
             } catch {
-                Glibc.close(client)
+                Syscall.close(client)
                 continue
             }
             accept(client, peer.description)
