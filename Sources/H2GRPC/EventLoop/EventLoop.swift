@@ -12,7 +12,7 @@ import POSIXSupport
 /// `@unchecked Sendable`: `handlers` and `timers` are touched only on the loop's thread
 /// (the methods that do assert `inEventLoop`), `queue` only under `queueLock`, and
 /// `thread` only by the owner that starts and stops the loop.
-final class EventLoop: @unchecked Sendable {
+final class EventLoop: @unchecked Sendable {  // safe: loop state is asserted on the loop, the queue is locked (above)
     let name: String
     private let epollFD: Int32
     private let wakeFD: Int32
