@@ -60,7 +60,7 @@ public struct ListeningSocket: Sendable {
                 try Syscall.setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, v6Only ? 1 : 0, "setsockopt IPV6_V6ONLY")
             }
             try address.withSockaddr { pointer, length throws(SystemError) in
-                try Syscall.run("bind \(address)") { Glibc.bind(fd, pointer, length) }
+                _ = try Syscall.run("bind \(address)") { Glibc.bind(fd, pointer, length) }
             }
             try Syscall.run("listen") { listen(fd, backlog) }
             let (_, bound) = try SocketAddress.filledIn { pointer, length throws(SystemError) in

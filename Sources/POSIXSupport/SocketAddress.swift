@@ -66,7 +66,7 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         }
         // inet_ntop fails only for an unknown family or a short buffer, neither possible here.
         precondition(written != nil, "inet_ntop failed")
-        return String(cString: text)
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// `127.0.0.1:8080`, `[::1]:8080`.
