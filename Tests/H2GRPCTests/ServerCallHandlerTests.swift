@@ -31,6 +31,9 @@ private final class RecordingSink: ServerStreamSink {
     func schedule(at deadline: UInt64, _ task: @escaping () -> Void) -> TimerHandle {
         timers.insert(deadline: deadline, task: task)
     }
+
+    /// Runs every timer due by `now`, as the loop would.
+    func runTimers(now: UInt64) { timers.runExpired(now: now) }
 }
 
 private struct Harness {
@@ -137,4 +140,18 @@ func malformedGRPCTimeoutIsInternal(timeout: String) throws {
     #expect(harness.sink.responses[1]?.hasBody == false)
     #expect(harness.response()["grpc-status"] == "13")
     #expect(harness.response()["grpc-message"] == "grpc: more than one request message for a unary method")
+}
+
+@Test func deadlinePassingBeforeTheRequestEndsIsDeadlineExceeded() throws {
+    let harness = try Harness()
+    harness.headers(replacing("grpc-timeout", with: "1m"))
+    #expect(harness.sink.responses.isEmpty)
+    harness.sink.runTimers(now: .max)
+    #expect(harness.sink.responses[1]?.hasBody == false)
+    #expect(harness.response()["grpc-status"] == "4")
+    #expect(harness.response()["grpc-message"] == "deadline exceeded")
+    // The request's end after the answer changes nothing.
+    MessageFramer.frame([1]).withUnsafeBytes { harness.handler.dataReceived(on: 1, $0) }
+    harness.handler.requestEnded(on: 1)
+    #expect(harness.sink.responses.count == 1)
 }
