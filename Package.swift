@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "H2GRPC", targets: ["H2GRPC"]),
         .library(name: "OutliersService", targets: ["OutliersService"]),
         .library(name: "RESTGateway", targets: ["RESTGateway"]),
+        .library(name: "POSIXSupport", targets: ["POSIXSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
@@ -33,6 +34,13 @@ let package = Package(
                        providers: [.apt(["libnghttp2-dev"])]),
         .systemLibrary(name: "CEpoll"),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // What Swift's Glibc module cannot reach (accept4 needs _GNU_SOURCE).
+        .target(name: "CPOSIXShims"),
+
+        // POSIX, not gRPC: the syscall wrapper, socket addresses, listening sockets,
+        // the monotonic clock, the core count.
+        .target(name: "POSIXSupport", dependencies: ["CPOSIXShims"]),
+        .testTarget(name: "POSIXSupportTests", dependencies: ["POSIXSupport"]),
 
         // Generated swift-protobuf code and the embedded descriptors (for reflection).
         .target(name: "OutliersProto",
@@ -46,10 +54,10 @@ let package = Package(
         // gRPC over HTTP/2 on nghttp2: wire format, status, server (and client). Knows
         // nothing of outliers: services register handlers by method path.
         .target(name: "H2GRPC", dependencies: [
-            "CNGHTTP2", "CEpoll",
+            "CNGHTTP2", "CEpoll", "POSIXSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "H2GRPCTests", dependencies: ["H2GRPC"]),
+        .testTarget(name: "H2GRPCTests", dependencies: ["H2GRPC", "POSIXSupport"]),
 
         // pb.Outliers Detect through Detection, plus grpc.health.v1 and reflection.
         .target(name: "OutliersService", dependencies: [
@@ -68,7 +76,7 @@ let package = Package(
 
         // The REST front: libmicrohttpd, routes, error mapping, /metrics.
         .target(name: "RESTGateway", dependencies: [
-            "CMicroHTTPD", "H2GRPC", "OutliersJSON", "OutliersProto",
+            "CMicroHTTPD", "H2GRPC", "OutliersJSON", "OutliersProto", "POSIXSupport",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -79,6 +87,7 @@ let package = Package(
         // The client side of the contract: the article's demo request, one Detect call,
         // and the load generator behind `outliers detect --calls`.
         .target(name: "OutliersClient", dependencies: [
+            "POSIXSupport",
             "Detection", "H2GRPC", "OutliersJSON", "OutliersProto",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
@@ -86,7 +95,7 @@ let package = Package(
 
         // `outliers bench`: JSON against protobuf, size and speed (statistics, codecs, reports).
         .target(name: "SerializationBench", dependencies: [
-            "CZlib", "Detection", "OutliersClient", "OutliersJSON", "OutliersProto", "OutliersService",
+            "CZlib", "Detection", "OutliersClient", "OutliersJSON", "OutliersProto", "OutliersService", "POSIXSupport",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         .testTarget(name: "SerializationBenchTests", dependencies: [
@@ -96,7 +105,7 @@ let package = Package(
 
         // The command line: commands only, no logic.
         .executableTarget(name: "outliers", dependencies: [
-            "H2GRPC", "OutliersClient", "OutliersJSON", "OutliersService", "RESTGateway",
+            "H2GRPC", "OutliersClient", "OutliersJSON", "OutliersService", "RESTGateway", "POSIXSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

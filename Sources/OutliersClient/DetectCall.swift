@@ -9,7 +9,7 @@ public enum DetectCall {
                            timeoutNanoseconds: Int64) -> Result<[Int32], DetectCallError> {
         let outcome = Outcome()
         let done = DispatchSemaphore(value: 0)
-        channel.unary(path: MethodPath.detect, request: request, timeoutNanoseconds: timeoutNanoseconds) { result in
+        channel.unary(path: MethodPath.detect, request: request, timeout: .nanoseconds(timeoutNanoseconds)) { result in
             outcome.result = result
             done.signal()
         }
@@ -42,7 +42,7 @@ public enum DetectCallError: Error, Sendable, CustomStringConvertible {
     /// The line to print after "error: ".
     public var description: String {
         switch self {
-        case .rpc(let error): "\(error.code): \(error.status.message)"
+        case .rpc(let error): "\(error.code): \(error.message)"
         case .unreadableAnswer(let text): text
         }
     }

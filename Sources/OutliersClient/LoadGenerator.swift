@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import H2GRPC
 import OutliersProto
+import POSIXSupport
 
 /// `outliers detect --calls N --concurrency C [--rate R]`: N Detect calls, at most C in
 /// flight at a time, started at most R a second; every call's status is counted and
@@ -30,12 +31,13 @@ public struct LoadGenerator: Sendable {
             if let rate {
                 let due = started + UInt64(Double(number) / rate * 1e9)
                 let now = MonotonicClock.now()
-                if due > now { usleep(useconds_t(min((due - now) / 1000, 1_000_000))) }
+                // Pacing, not waiting for a state change: a plain sleep until the call is due.
+                if due > now { Thread.sleep(forTimeInterval: Double(min(due - now, 1_000_000_000)) / 1e9) }
             }
             slots.wait()
             all.enter()
             let callStarted = MonotonicClock.now()
-            channel.unary(path: MethodPath.detect, request: request, timeoutNanoseconds: timeoutNanoseconds) { result in
+            channel.unary(path: MethodPath.detect, request: request, timeout: .nanoseconds(timeoutNanoseconds)) { result in
                 let code: String
                 switch result {
                 case .success: code = "OK"

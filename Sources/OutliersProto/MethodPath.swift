@@ -1,6 +1,7 @@
 /// The contract's gRPC method paths, as they travel in `:path`: written once here
 /// and used by the services that serve them and the clients that call them.
 public enum MethodPath {
+
     /// pb.Outliers/Detect (Protos/outliers.proto).
     public static let detect = "/pb.Outliers/Detect"
     /// grpc.health.v1.Health (Protos/grpc/health/v1/health.proto).

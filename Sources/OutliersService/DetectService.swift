@@ -15,13 +15,13 @@ public struct DetectService: Sendable {
 
     public var handlers: [String: RPCHandler] {
         let detector = self.detector
-        return [MethodPath.detect: .unary { request, _ throws(GRPCStatus) in
+        return [MethodPath.detect: .unary { request, _ throws(RPCError) in
             try Self.detect(request, detector: detector)
         }]
     }
 
     /// Serialized `OutliersRequest` in, serialized `OutliersResponse` out.
-    public static func detect(_ request: [UInt8], detector: OutlierDetector) throws(GRPCStatus) -> [UInt8] {
+    public static func detect(_ request: [UInt8], detector: OutlierDetector) throws(RPCError) -> [UInt8] {
         let values: [Double]
         if let fast = OutliersRequestValues.decode(request) {
             values = fast
@@ -32,7 +32,7 @@ public struct DetectService: Sendable {
         do {
             indices = try detector.outliers(in: values)
         } catch {
-            throw GRPCStatus(.invalidArgument, "metrics[\(error.index)].value: \(error.description)")
+            throw RPCError(code: .invalidArgument, message: "metrics[\(error.index)].value: \(error.description)")
         }
         var response = Pb_OutliersResponse()
         response.indices = indices

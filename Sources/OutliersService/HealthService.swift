@@ -29,8 +29,8 @@ public final class HealthService: Sendable {
             for key in state.statuses.keys { state.statuses[key] = status }
             return state.watchers.values.filter { state.statuses[$0.service] != nil }.map(\.writer)
         }
-        let answer = Result { () throws(GRPCStatus) in try Self.response(status) }
-        for writer in notify { writer.send { () throws(GRPCStatus) in try answer.get() } }
+        let answer = Result { () throws(RPCError) in try Self.response(status) }
+        for writer in notify { writer.send { () throws(RPCError) in try answer.get() } }
     }
 
     /// Ends every Watch stream (server shutdown): they would otherwise hold the drain.
@@ -40,15 +40,15 @@ public final class HealthService: Sendable {
             state.watchers.removeAll()
             return writers
         }
-        for writer in writers { writer.finish(GRPCStatus(.unavailable, "server shutting down")) }
+        for writer in writers { writer.fail(RPCError(code: .unavailable, message: "server shutting down")) }
     }
 
     public var handlers: [String: RPCHandler] {
         [
-            MethodPath.healthCheck: .unary { [self] request, _ throws(GRPCStatus) in
+            MethodPath.healthCheck: .unary { [self] request, _ throws(RPCError) in
                 let service = try Self.serviceName(in: request)
                 guard let status = state.withLock({ $0.statuses[service] }) else {
-                    throw GRPCStatus(.notFound, "unknown service \"\(service)\"")
+                    throw RPCError(code: .notFound, message: "unknown service \"\(service)\"")
                 }
                 return try Self.response(status)
             },
@@ -63,18 +63,18 @@ public final class HealthService: Sendable {
             state.watchers[ObjectIdentifier(observer)] = (service, observer.writer)
             return state.statuses[service] ?? .serviceUnknown
         }
-        observer.writer.send { () throws(GRPCStatus) in try Self.response(status) }
+        observer.writer.send { () throws(RPCError) in try Self.response(status) }
     }
 
     fileprivate func stopWatching(_ observer: WatchObserver) {
         _ = state.withLock { $0.watchers.removeValue(forKey: ObjectIdentifier(observer)) }
     }
 
-    static func serviceName(in request: [UInt8]) throws(GRPCStatus) -> String {
+    static func serviceName(in request: [UInt8]) throws(RPCError) -> String {
         try Grpc_Health_V1_HealthCheckRequest.decodedRequest(request).service
     }
 
-    static func response(_ status: ServingStatus) throws(GRPCStatus) -> [UInt8] {
+    static func response(_ status: ServingStatus) throws(RPCError) -> [UInt8] {
         var response = Grpc_Health_V1_HealthCheckResponse()
         response.status = status
         return try response.serializedAnswer("health response")
@@ -99,12 +99,12 @@ private final class WatchObserver: ServerStreamObserver {
         do {
             health.startWatching(self, service: try HealthService.serviceName(in: message))
         } catch {
-            writer.finish(error)
+            writer.fail(error)
         }
     }
 
     func inputEnded() {
-        if !started { writer.finish(GRPCStatus(.internalError, "grpc: no request message for Watch")) }
+        if !started { writer.fail(RPCError(code: .internalError, message: "grpc: no request message for Watch")) }
     }
 
     func cancelled() { health.stopWatching(self) }

@@ -8,20 +8,20 @@ import SwiftProtobuf
 /// serialized is ours.
 extension SwiftProtobuf.Message {
     /// `bytes` decoded as this message, or INTERNAL.
-    static func decodedRequest(_ bytes: [UInt8]) throws(GRPCStatus) -> Self {
+    static func decodedRequest(_ bytes: [UInt8]) throws(RPCError) -> Self {
         do {
             return try Self(serializedBytes: bytes)
         } catch {
-            throw GRPCStatus(.internalError, "grpc: failed to unmarshal the request: \(error)")
+            throw RPCError(code: .internalError, message: "grpc: failed to unmarshal the request: \(error)")
         }
     }
 
     /// This message's bytes, or INTERNAL naming `what` could not be serialized.
-    func serializedAnswer(_ what: String) throws(GRPCStatus) -> [UInt8] {
+    func serializedAnswer(_ what: String) throws(RPCError) -> [UInt8] {
         do {
             return try serializedBytes()
         } catch {
-            throw GRPCStatus(.internalError, "cannot serialize the \(what): \(error)")
+            throw RPCError(code: .internalError, message: "cannot serialize the \(what): \(error)")
         }
     }
 }
@@ -29,11 +29,11 @@ extension SwiftProtobuf.Message {
 extension ServerStreamWriter {
     /// Sends the answer `make` produces, or ends the call with the status it throws
     /// (a stream's answer that cannot be made fails the call, as a unary one does).
-    func send(_ make: () throws(GRPCStatus) -> [UInt8]) {
+    func send(_ make: () throws(RPCError) -> [UInt8]) {
         do {
             send(try make())
         } catch {
-            finish(error)
+            fail(error)
         }
     }
 }

@@ -55,7 +55,7 @@ public final class ReflectionService: Sendable {
     /// The embedded descriptors of this package's protos.
     public convenience init(services: [String]) throws {
         guard let data = Data(base64Encoded: EmbeddedDescriptors.fileDescriptorSetBase64) else {
-            throw GRPCStatus(.internalError, "embedded descriptors are not valid base64")
+            throw RPCError(code: .internalError, message: "embedded descriptors are not valid base64")
         }
         try self.init(services: services, fileDescriptorSet: data)
     }
@@ -69,7 +69,7 @@ public final class ReflectionService: Sendable {
     }
 
     /// Answers one request message.
-    func answer(_ bytes: [UInt8]) throws(GRPCStatus) -> [UInt8] {
+    func answer(_ bytes: [UInt8]) throws(RPCError) -> [UInt8] {
         let request = try Grpc_Reflection_V1_ServerReflectionRequest.decodedRequest(bytes)
         var response = Grpc_Reflection_V1_ServerReflectionResponse()
         response.validHost = request.host
@@ -108,7 +108,7 @@ public final class ReflectionService: Sendable {
             response.listServicesResponse = list
         case nil:
             response.errorResponse = Grpc_Reflection_V1_ErrorResponse.with {
-                $0.errorCode = Int32(GRPCStatus.Code.invalidArgument.rawValue)
+                $0.errorCode = Int32(Status.Code.invalidArgument.rawValue)
                 $0.errorMessage = "empty reflection request"
             }
         }
@@ -133,7 +133,7 @@ public final class ReflectionService: Sendable {
 
     private func notFound(_ message: String) -> Grpc_Reflection_V1_ErrorResponse {
         var error = Grpc_Reflection_V1_ErrorResponse()
-        error.errorCode = Int32(GRPCStatus.Code.notFound.rawValue)
+        error.errorCode = Int32(Status.Code.notFound.rawValue)
         error.errorMessage = message
         return error
     }
@@ -149,7 +149,7 @@ private final class ReflectionObserver: ServerStreamObserver {
     }
 
     func received(_ message: [UInt8]) {
-        writer.send { () throws(GRPCStatus) in try reflection.answer(message) }
+        writer.send { () throws(RPCError) in try reflection.answer(message) }
     }
 
     func inputEnded() { writer.finish(.ok) }

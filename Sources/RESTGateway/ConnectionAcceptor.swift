@@ -4,13 +4,14 @@ import Foundation
 import H2GRPC
 import Logging
 import OutliersJSON
+import POSIXSupport
 import Synchronization
 
 /// Accepts the gateway's connections on a thread of its own and hands each admitted
 /// one to libmicrohttpd (`MHD_add_connection`); a connection over a limit gets a 503
 /// JSON body at once and is closed, instead of waiting in the listen backlog.
 final class ConnectionAcceptor: Sendable {
-    private let listenFD: Int32
+    private let listener: ListeningSocket
     private let wakeFD: Int32
     private let tracker: ConnectionTracker
     private let logger: Logger
@@ -20,8 +21,8 @@ final class ConnectionAcceptor: Sendable {
     /// The daemon the connections go to, as its address (an OpaquePointer is not Sendable).
     private let daemonAddress: UInt
 
-    init(listenFD: Int32, daemon: OpaquePointer, tracker: ConnectionTracker, logger: Logger) throws {
-        self.listenFD = listenFD
+    init(listener: ListeningSocket, daemon: OpaquePointer, tracker: ConnectionTracker, logger: Logger) throws {
+        self.listener = listener
         self.tracker = tracker
         self.logger = logger
         daemonAddress = UInt(bitPattern: daemon)
@@ -45,12 +46,12 @@ final class ConnectionAcceptor: Sendable {
         var one: UInt64 = 1
         _ = write(wakeFD, &one, 8)
         finished.wait()
-        close(listenFD)
+        listener.close()
         close(wakeFD)
     }
 
     private func acceptUntilStopped() {
-        var descriptors = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
+        var descriptors = [pollfd(fd: listener.fd, events: Int16(POLLIN), revents: 0),
                            pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
         var lastResourceWarning: UInt64 = 0
         while running.load(ordering: .acquiring) {
@@ -60,26 +61,24 @@ final class ConnectionAcceptor: Sendable {
             guard ready > 0, running.load(ordering: .acquiring) else { continue }
             guard descriptors[0].revents != 0 else { continue }
             for _ in 0..<64 {
-                var storage = sockaddr_storage()
-                var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                let fd = withUnsafeMutablePointer(to: &storage) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { cepoll_accept_nonblocking(listenFD, $0, &length) }
-                }
-                if fd < 0 {
-                    let error = errno
-                    if error == EINTR || error == ECONNABORTED { continue }
-                    if error == EAGAIN || error == EWOULDBLOCK { break }
+                let accepted: NonBlocking<(fd: Int32, peer: SocketAddress)>
+                do {
+                    accepted = try listener.accept()
+                } catch where error.code == ECONNABORTED {
+                    continue
+                } catch {
                     // Out of descriptors or memory: the connection stays in the backlog; pause
                     // rather than spin, and say so at most once a second.
                     let now = MonotonicClock.now()
                     if now - lastResourceWarning > 1_000_000_000 {
                         lastResourceWarning = now
-                        logger.warning("cannot accept connections", metadata: ["cause": "\(String(cString: strerror(error)))"])
+                        logger.warning("cannot accept connections", metadata: ["cause": "\(String(cString: strerror(error.code)))"])
                     }
                     pause(milliseconds: 50)
                     break
                 }
-                admit(fd: fd, storage: storage, length: length)
+                guard case .done(let connection) = accepted else { break }
+                admit(fd: connection.fd, peer: connection.peer)
             }
         }
     }
@@ -90,17 +89,14 @@ final class ConnectionAcceptor: Sendable {
         _ = poll(&wake, 1, milliseconds)
     }
 
-    private func admit(fd: Int32, storage: sockaddr_storage, length: socklen_t) {
-        let client = Self.clientAddress(storage)
+    private func admit(fd: Int32, peer: SocketAddress) {
+        let client = peer.ipAddress
         switch tracker.admit(fd: fd, client: client) {
         case .admitted(let id):
             var on: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
-            var address = storage
-            let added = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    MHD_add_connection(OpaquePointer(bitPattern: daemonAddress), fd, $0, length)
-                }
+            let added = peer.withSockaddr { address, length in
+                MHD_add_connection(OpaquePointer(bitPattern: daemonAddress), fd, address, length)
             }
             // On failure libmicrohttpd has closed the socket itself.
             if added != MHD_Result.YES { tracker.closed(id: id) }
@@ -113,32 +109,12 @@ final class ConnectionAcceptor: Sendable {
 
     private func refuse(_ fd: Int32, _ message: String) {
         refused.add(1, ordering: .relaxed)
-        let body = JSONCodec.encodeError(code: GRPCStatus.Code.unavailable.rawValue, message: message)
+        let body = JSONCodec.encodeError(code: Status.Code.unavailable.rawValue, message: message)
         var response = Array("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\nRetry-After: 1\r\n\r\n".utf8)
         response += body
         _ = send(fd, response, response.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
         ConnectionTracker.discardInput(fd)
         shutdown(fd, Int32(SHUT_WR))
         tracker.closeSoon(fd: fd)
-    }
-
-    /// The client's IP address, the key of the per-client limit (`127.0.0.1`, `::1`).
-    static func clientAddress(_ storage: sockaddr_storage) -> String {
-        var copy = storage
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        withUnsafePointer(to: &copy) { pointer in
-            if Int32(storage.ss_family) == AF_INET6 {
-                pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
-                    var bytes = address.pointee.sin6_addr
-                    _ = inet_ntop(AF_INET6, &bytes, &text, socklen_t(text.count))
-                }
-            } else {
-                pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
-                    var bytes = address.pointee.sin_addr
-                    _ = inet_ntop(AF_INET, &bytes, &text, socklen_t(text.count))
-                }
-            }
-        }
-        return String(cString: text)
     }
 }

@@ -3,6 +3,7 @@ import CMicroHTTPD
 import Foundation
 import H2GRPC
 import Logging
+import POSIXSupport
 import Synchronization
 
 /// Every client connection of the gateway, from accept to libmicrohttpd's close

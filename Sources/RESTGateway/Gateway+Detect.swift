@@ -46,7 +46,7 @@ extension Gateway {
         let call = state.call
         let wantsProtobuf = state.wantsProtobuf
         let handle = channel.unary(path: MethodPath.detect, request: request, metadata: [("x-request-id", state.requestID)],
-                                   timeoutNanoseconds: state.timeoutNanoseconds) { result in
+                                   timeout: .nanoseconds(state.timeoutNanoseconds)) { result in
             resume(self.detectResponse(result, wantsProtobuf: wantsProtobuf))
         }
         call?.started(handle)
@@ -89,7 +89,7 @@ extension Gateway {
             }
         case .failure(let error):
             metrics.upstreamError(error.code)
-            return errorResponse(error.code, error.status.message)
+            return errorResponse(error.code, error.message)
         }
     }
 

@@ -8,7 +8,7 @@ extension Gateway {
         let resume = suspend(state, connection)
         let call = state.call
         let handle = channel.unary(path: MethodPath.healthCheck, request: [], metadata: [("x-request-id", state.requestID)],
-                                   timeoutNanoseconds: min(configuration.defaultTimeoutNanoseconds, 5_000_000_000)) { result in
+                                   timeout: .nanoseconds(min(configuration.defaultTimeoutNanoseconds, 5_000_000_000))) { result in
             resume(self.healthResponse(result))
         }
         call?.started(handle)
@@ -23,7 +23,7 @@ extension Gateway {
         case .failure(let error):
             metrics.upstreamError(error.code)
             // Whatever went wrong, the gateway cannot serve: 503 for the readiness probe.
-            var response = errorResponse(error.code, "backend health check failed: \(error.status.message)")
+            var response = errorResponse(error.code, "backend health check failed: \(error.message)")
             response.status = 503
             return response
         }

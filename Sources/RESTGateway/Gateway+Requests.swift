@@ -2,6 +2,7 @@ import CMicroHTTPD
 import Foundation
 import H2GRPC
 import Logging
+import POSIXSupport
 
 /// The life of one request in libmicrohttpd's callbacks: head, body, answer (at once
 /// or after the backend, the connection suspended meanwhile), completion.

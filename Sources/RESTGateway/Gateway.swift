@@ -2,6 +2,7 @@ import CMicroHTTPD
 import Foundation
 import H2GRPC
 import Logging
+import POSIXSupport
 import Synchronization
 
 /// The REST front: libmicrohttpd takes HTTP/1.1 requests, OutliersJSON turns a JSON
@@ -47,7 +48,7 @@ public final class Gateway: Sendable {
         do {
             channel = try GRPCChannel(targets: configuration.backends, configuration: configuration.client)
         } catch {
-            throw GatewayError("bad --backend: \(error.status.message)")
+            throw GatewayError("bad --backend: \(error.message)")
         }
         connections = try ConnectionTracker(limits: .init(
             connections: configuration.maximumConnections,
@@ -79,7 +80,7 @@ public final class Gateway: Sendable {
             do {
                 daemon = try startDaemon()
                 do {
-                    acceptor = try ConnectionAcceptor(listenFD: socket.fd, daemon: daemon, tracker: connections, logger: logger)
+                    acceptor = try ConnectionAcceptor(listener: socket, daemon: daemon, tracker: connections, logger: logger)
                 } catch {
                     MHD_stop_daemon(daemon)
                     throw error

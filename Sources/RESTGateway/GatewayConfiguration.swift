@@ -1,4 +1,6 @@
 import H2GRPC
+import OutliersProto
+import POSIXSupport
 
 /// How the REST gateway listens, what it accepts and how it calls its backends.
 public struct GatewayConfiguration: Sendable {
@@ -8,7 +10,7 @@ public struct GatewayConfiguration: Sendable {
     /// Backends, `host:port` each; a name resolving to many addresses is balanced over.
     public var backends = ["127.0.0.1:9999"]
     /// libmicrohttpd's worker threads (an epoll loop each).
-    public var threads = max(1, System.coreCount)
+    public var threads = CoreCount.available
     /// The deadline of a call without a `Grpc-Timeout` header.
     public var defaultTimeoutNanoseconds: Int64 = 10_000_000_000
     /// A larger body gets 413, before any of it is parsed.
@@ -33,7 +35,11 @@ public struct GatewayConfiguration: Sendable {
     public var bodyTimeoutSeconds = 60.0
     /// How long a graceful shutdown waits for requests in flight.
     public var drainTimeoutSeconds = 10.0
-    public var client = GRPCClientConfiguration()
+    public var client: GRPCClientConfiguration = {
+        var client = GRPCClientConfiguration()
+        client.userAgent = UserAgent.outliersClient
+        return client
+    }()
 
     public init() {}
 

@@ -45,7 +45,7 @@ final class GatewayMetrics: Sendable {
         timer.recordNanoseconds(Int64(clamping: nanoseconds))
     }
 
-    func upstreamError(_ code: GRPCStatus.Code) {
+    func upstreamError(_ code: RPCError.Code) {
         let counter = upstream.withLock { upstream in
             if let counter = upstream[code.rawValue] { return counter }
             let counter = CoreMetrics.Counter(label: "outliers_gateway_upstream_errors_total",

@@ -1,4 +1,5 @@
 import H2GRPC
+import POSIXSupport
 import Synchronization
 
 /// At most `perSecond` events a second pass; the rest are counted.

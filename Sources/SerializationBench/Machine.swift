@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import POSIXSupport
 
 /// How this binary was built.
 public enum BuildInfo {
@@ -34,7 +35,7 @@ public enum BuildInfo {
 
 /// The machine a run was timed on, as the report states it.
 public struct MachineInfo: Sendable, Equatable {
-    /// Cores online (`sysconf(_SC_NPROCESSORS_ONLN)`).
+    /// Cores online (`CoreCount.available`).
     public var cores: Int
     /// `model name` from /proc/cpuinfo ("unknown" when absent).
     public var cpuModel: String
@@ -55,7 +56,7 @@ public struct MachineInfo: Sendable, Equatable {
     }
 
     public static func current() -> MachineInfo {
-        let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let cores = CoreCount.available
         let cpuinfo = readTextFile("/proc/cpuinfo")
         let model = value(of: "model name", in: cpuinfo, separator: ":")
             ?? value(of: "Model", in: cpuinfo, separator: ":")

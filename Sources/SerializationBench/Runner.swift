@@ -4,6 +4,7 @@ import OutliersJSON
 import OutliersProto
 import OutliersClient
 import OutliersService
+import POSIXSupport
 import SwiftProtobuf
 
 /// What to measure and how.
@@ -356,9 +357,9 @@ public enum Benchmark {
     static func measure(_ body: () throws -> Void, configuration: BenchConfiguration, countAllocations: Bool,
                         items: Int, bytes: Int) throws -> OperationResult {
         func round(_ iterations: Int) throws -> Double {
-            let start = MonotonicTime.now()
+            let start = MonotonicClock.now()
             for _ in 0..<iterations { try body() }
-            return Double(MonotonicTime.now() - start)
+            return Double(MonotonicClock.now() - start)
         }
         try body()
         let (iterations, _) = try Calibration.iterations(minimumNanoseconds: configuration.minimumRoundNanoseconds,

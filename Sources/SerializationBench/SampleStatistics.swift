@@ -71,13 +71,3 @@ public enum Calibration {
         }
     }
 }
-
-/// A monotonic clock in nanoseconds (CLOCK_MONOTONIC).
-public enum MonotonicTime {
-    @inline(__always)
-    public static func now() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
-    }
-}

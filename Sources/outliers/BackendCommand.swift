@@ -3,6 +3,7 @@ import Glibc
 import H2GRPC
 import Logging
 import OutliersService
+import POSIXSupport
 
 /// `outliers backend`: the gRPC Detect server alone.
 struct BackendCommand: ParsableCommand {
@@ -19,7 +20,7 @@ struct BackendCommand: ParsableCommand {
     var port = 9999
 
     @Option(help: "Event-loop threads (default: the number of cores).")
-    var threads = System.coreCount
+    var threads = CoreCount.available
 
     @Option(help: "Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.")
     var maxMessageBytes = 4 * 1024 * 1024

@@ -3,6 +3,7 @@ import Foundation
 import H2GRPC
 import OutliersClient
 import OutliersJSON
+import OutliersProto
 
 /// `outliers detect`: the article's Go client, as a command.
 struct DetectCommand: ParsableCommand {
@@ -50,7 +51,7 @@ struct DetectCommand: ParsableCommand {
             do {
                 try GRPCChannel.validate(target: target)
             } catch {
-                throw ValidationError("--server: \(error.status.message)")
+                throw ValidationError("--server: \(error.message)")
             }
         }
         guard calls >= 1 else { throw ValidationError("--calls must be at least 1") }
@@ -69,9 +70,11 @@ struct DetectCommand: ParsableCommand {
         }
         let channel: GRPCChannel
         do {
-            channel = try GRPCChannel(targets: targets)
+            var configuration = GRPCClientConfiguration()
+            configuration.userAgent = UserAgent.outliersClient
+            channel = try GRPCChannel(targets: targets, configuration: configuration)
         } catch {
-            FileHandle.standardError.write(Data("error: \(error.code): \(error.status.message)\n".utf8))
+            FileHandle.standardError.write(Data("error: \(error.code): \(error.message)\n".utf8))
             throw ExitCode.failure
         }
         defer { channel.close() }

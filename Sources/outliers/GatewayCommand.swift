@@ -1,6 +1,7 @@
 import ArgumentParser
 import H2GRPC
 import Logging
+import POSIXSupport
 import RESTGateway
 
 /// Options the gateway shares between `gateway` and `serve`.
@@ -12,7 +13,7 @@ struct GatewayOptions: ParsableArguments {
     var maxBodyBytes = 16 * 1024 * 1024
 
     @Option(help: "HTTP worker threads (default: the number of cores).")
-    var threads = System.coreCount
+    var threads = CoreCount.available
 
     @Option(help: "Close connections idle for this many seconds.")
     var idleTimeout = 30
@@ -87,7 +88,7 @@ struct GatewayCommand: ParsableCommand {
             do {
                 try GRPCChannel.validate(target: String(target))
             } catch {
-                throw ValidationError("--backend: \(error.status.message)")
+                throw ValidationError("--backend: \(error.message)")
             }
         }
     }

@@ -1,5 +1,5 @@
 import Testing
-@testable import H2GRPC
+@_spi(Fuzzing) @testable import H2GRPC
 
 // MARK: Message framing
 
@@ -58,7 +58,7 @@ private func deframe(_ messages: [[UInt8]], cuts: [Int], limit: Int = 1 << 20) t
     }
     var exact = MessageDeframer(maximumMessageLength: 100)
     #expect(throws: Never.self) { try exact.append(MessageFramer.frame(Array(repeating: 1, count: 100))) }
-    #expect(MessageDeframer.Failure.tooLarge(length: 5_242_880, limit: 4_194_304).status.code == .resourceExhausted)
+    #expect(MessageDeframer.Failure.tooLarge(length: 5_242_880, limit: 4_194_304).rpcError.code == .resourceExhausted)
 }
 
 @Test func deframerRefusesCompressionAndBadFlags() {
@@ -74,14 +74,14 @@ private func deframe(_ messages: [[UInt8]], cuts: [Int], limit: Int = 1 << 20) t
 /// grpc-go's statuses: a compressed flag without an encoding is the sender's error
 /// (INTERNAL); with an encoding we do not have, UNIMPLEMENTED naming it.
 @Test(arguments: [
-    (nil, GRPCStatus.Code.internalError, "grpc: compressed flag set with identity or empty encoding"),
+    (nil, RPCError.Code.internalError, "grpc: compressed flag set with identity or empty encoding"),
     ("", .internalError, "grpc: compressed flag set with identity or empty encoding"),
     ("identity", .internalError, "grpc: compressed flag set with identity or empty encoding"),
     ("gzip", .unimplemented, "grpc: Decompressor is not installed for grpc-encoding \"gzip\""),
     ("snappy", .unimplemented, "grpc: Decompressor is not installed for grpc-encoding \"snappy\""),
-] as [(String?, GRPCStatus.Code, String)])
-func compressedMessageStatus(encoding: String?, code: GRPCStatus.Code, message: String) {
-    let status = MessageDeframer.Failure.compressed(encoding: encoding).status
+] as [(String?, RPCError.Code, String)])
+func compressedMessageStatus(encoding: String?, code: RPCError.Code, message: String) {
+    let status = MessageDeframer.Failure.compressed(encoding: encoding).rpcError
     #expect(status.code == code)
     #expect(status.message == message)
     var bad = MessageDeframer(maximumMessageLength: 100)
@@ -148,7 +148,7 @@ func timeoutRejectsMalformed(header: String) {
 // MARK: Status codes
 
 @Test func statusCodesHaveTheirNumbersAndNames() {
-    let expected: [(GRPCStatus.Code, Int, String)] = [
+    let expected: [(Status.Code, Int, String)] = [
         (.ok, 0, "OK"), (.cancelled, 1, "CANCELLED"), (.unknown, 2, "UNKNOWN"),
         (.invalidArgument, 3, "INVALID_ARGUMENT"), (.deadlineExceeded, 4, "DEADLINE_EXCEEDED"),
         (.notFound, 5, "NOT_FOUND"), (.alreadyExists, 6, "ALREADY_EXISTS"),
@@ -158,20 +158,20 @@ func timeoutRejectsMalformed(header: String) {
         (.internalError, 13, "INTERNAL"), (.unavailable, 14, "UNAVAILABLE"),
         (.dataLoss, 15, "DATA_LOSS"), (.unauthenticated, 16, "UNAUTHENTICATED"),
     ]
-    #expect(GRPCStatus.Code.allKnown.count == 17)
+    #expect(Status.Code.allKnown.count == 17)
     for (code, number, name) in expected {
         #expect(code.rawValue == number)
         #expect(code.description == name)
-        #expect(GRPCStatus.Code(rawValue: number) == code)
+        #expect(Status.Code(rawValue: number) == code)
     }
-    #expect(GRPCStatus.Code(rawValue: 42).description == "CODE_42")
+    #expect(Status.Code(rawValue: 42).description == "CODE_42")
 }
 
 @Test func statusTrailerParsing() {
-    #expect(GRPCStatus.parseCode("0") == .ok)
-    #expect(GRPCStatus.parseCode("14") == .unavailable)
-    #expect(GRPCStatus.parseCode("99") == GRPCStatus.Code(rawValue: 99))
-    for bad in ["", "-1", "01", "1a", " 1", "99999999999"] { #expect(GRPCStatus.parseCode(bad) == nil, "\(bad)") }
+    #expect(Status.parseCode("0") == .ok)
+    #expect(Status.parseCode("14") == .unavailable)
+    #expect(Status.parseCode("99") == Status.Code(rawValue: 99))
+    for bad in ["", "-1", "01", "1a", " 1", "99999999999"] { #expect(Status.parseCode(bad) == nil, "\(bad)") }
 }
 
 @Test func httpAndResetFallbackTables() {
@@ -191,10 +191,10 @@ func timeoutRejectsMalformed(header: String) {
 
 @Test func grpcContentTypes() {
     for good in ["application/grpc", "application/grpc+proto", "application/grpc;charset=utf-8"] {
-        #expect(ServerConnection.isGRPCContentType(good))
+        #expect(ServerCallHandler.isGRPCContentType(good))
     }
     for bad in ["", "application/json", "application/grpcx", "text/plain", "application/grpc-web"] {
-        #expect(!ServerConnection.isGRPCContentType(bad), "\(bad)")
+        #expect(!ServerCallHandler.isGRPCContentType(bad), "\(bad)")
     }
 }
 

@@ -31,7 +31,7 @@ private func request(_ values: [Double]) throws -> [UInt8] {
     #expect {
         _ = try DetectService.detect(bytes, detector: OutlierDetector())
     } throws: { error in
-        let status = error as! GRPCStatus
+        guard let status = error as? RPCError else { return false }
         return status.code == .invalidArgument && status.message.contains("metrics[3].value") && status.message.contains("NaN")
     }
 }
@@ -40,7 +40,7 @@ private func request(_ values: [Double]) throws -> [UInt8] {
     #expect {
         _ = try DetectService.detect([0x0A, 0x05, 0x19], detector: OutlierDetector())
     } throws: { error in
-        (error as! GRPCStatus).code == .internalError
+        (error as? RPCError)?.code == .internalError
     }
 }
 
@@ -57,7 +57,7 @@ private func request(_ values: [Double]) throws -> [UInt8] {
     }
     #expect {
         _ = try check(try Grpc_Health_V1_HealthCheckRequest.with { $0.service = "nope" }.serializedBytes(), context)
-    } throws: { ($0 as! GRPCStatus).code == .notFound }
+    } throws: { ($0 as? RPCError)?.code == .notFound }
     health.setAll(serving: false)
     let bytes = try check([], context)
     #expect(try Grpc_Health_V1_HealthCheckResponse(serializedBytes: bytes).status == .notServing)
@@ -84,9 +84,9 @@ private func request(_ values: [Double]) throws -> [UInt8] {
     #expect(nested.fileDescriptorResponse.fileDescriptorProto.count == 1)
 
     let missing = try ask { $0.fileContainingSymbol = "pb.Nope" }
-    #expect(missing.errorResponse.errorCode == Int32(GRPCStatus.Code.notFound.rawValue))
+    #expect(missing.errorResponse.errorCode == Int32(Status.Code.notFound.rawValue))
     let missingFile = try ask { $0.fileByFilename = "nope.proto" }
-    #expect(missingFile.errorResponse.errorCode == Int32(GRPCStatus.Code.notFound.rawValue))
+    #expect(missingFile.errorResponse.errorCode == Int32(Status.Code.notFound.rawValue))
     #expect(try ask { $0.host = "h"; $0.listServices = "*" }.validHost == "h")
 }
 
@@ -107,8 +107,8 @@ private func request(_ values: [Double]) throws -> [UInt8] {
 @Test func everyServiceRefusesAnUnparsableRequestAsInternal() throws {
     let garbage: [UInt8] = [0x0A, 0x05, 0x19]
     func isUnmarshalFailure(_ error: any Error) -> Bool {
-        let status = error as! GRPCStatus
-        return status.code == .internalError && status.message.hasPrefix("grpc: failed to unmarshal the request: ")
+        guard let failure = error as? RPCError else { return false }
+        return failure.code == .internalError && failure.message.hasPrefix("grpc: failed to unmarshal the request: ")
     }
     #expect(performing: { _ = try DetectService.detect(garbage, detector: OutlierDetector()) }, throws: isUnmarshalFailure)
     #expect(performing: { _ = try HealthService.serviceName(in: garbage) }, throws: isUnmarshalFailure)

@@ -5,15 +5,15 @@ import Testing
 @testable import RESTGateway
 
 @Test func statusTableIsGRPCGatewayV2s() {
-    let expected: [(GRPCStatus.Code, Int)] = [
+    let expected: [(Status.Code, Int)] = [
         (.ok, 200), (.cancelled, 499), (.unknown, 500), (.invalidArgument, 400), (.deadlineExceeded, 504),
         (.notFound, 404), (.alreadyExists, 409), (.permissionDenied, 403), (.resourceExhausted, 429),
         (.failedPrecondition, 400), (.aborted, 409), (.outOfRange, 400), (.unimplemented, 501),
         (.internalError, 500), (.unavailable, 503), (.dataLoss, 500), (.unauthenticated, 401),
     ]
-    #expect(expected.count == GRPCStatus.Code.allKnown.count)
+    #expect(expected.count == Status.Code.allKnown.count)
     for (code, status) in expected { #expect(code.httpStatus == status, "\(code)") }
-    #expect(GRPCStatus.Code(rawValue: 99).httpStatus == 500)
+    #expect(Status.Code(rawValue: 99).httpStatus == 500)
 }
 
 @Test func contentTypesMapToBodyFormats() {

@@ -49,7 +49,7 @@ final class Harness: Sendable {
         do { bytes = try request.serializedBytes() } catch { fuzzFailure("cannot serialize: \(error)") }
         let done = DispatchSemaphore(value: 0)
         let answer = Answer()
-        client.unary(path: "/pb.Outliers/Detect", request: bytes, timeoutNanoseconds: 5_000_000_000) { result in
+        client.unary(path: "/pb.Outliers/Detect", request: bytes, timeout: .seconds(5)) { result in
             answer.set(result)
             done.signal()
         }

@@ -9,7 +9,7 @@
 // - framing the messages again (MessageFramer) gives back the stream's consumed
 //   prefix, and each message framed alone deframes to itself.
 import FuzzSupport
-import H2GRPC
+@_spi(Fuzzing) import H2GRPC
 
 let limits = [0, 1, 5, 16, 100, 1000, 65536, 4 * 1024 * 1024]
 

@@ -1,6 +1,6 @@
 /// One unary call from a `GRPCChannel`: its request, its response as it arrives.
 /// Confined to the channel's event loop once started.
-final class ClientCall: @unchecked Sendable {
+final class ClientCall {
     let path: String
     /// The framed request (5-byte prefix and message).
     let body: [UInt8]
@@ -19,8 +19,7 @@ final class ClientCall: @unchecked Sendable {
 
     // Response.
     var httpStatus: Int?
-    var contentType: String?
-    var grpcStatus: GRPCStatus.Code?
+    var grpcStatus: Status.Code?
     var grpcStatusText: String?
     var grpcMessage: String?
     var headers: [(name: String, value: String)] = []
@@ -29,7 +28,7 @@ final class ClientCall: @unchecked Sendable {
     var deframer: MessageDeframer
     var message: [UInt8]?
     var messageCount = 0
-    var failure: GRPCStatus?
+    var failure: RPCError?
 
     init(path: String, message: [UInt8], metadata: [(name: String, value: String)], deadline: UInt64?,
          maximumReceiveMessageLength: Int, completion: @escaping @Sendable (Result<GRPCResponse, RPCError>) -> Void) {
@@ -49,7 +48,6 @@ final class ClientCall: @unchecked Sendable {
         connection = nil
         sent = false
         httpStatus = nil
-        contentType = nil
         grpcStatus = nil
         grpcStatusText = nil
         grpcMessage = nil
@@ -70,33 +68,37 @@ final class ClientCall: @unchecked Sendable {
         completion(result)
     }
 
-    func fail(_ code: GRPCStatus.Code, _ message: String) {
-        complete(.failure(RPCError(code, message)))
+    func fail(_ code: RPCError.Code, _ message: String) {
+        complete(.failure(RPCError(code: code, message: message)))
     }
 
     /// The outcome once the stream has closed with `errorCode` (RST_STREAM or 0).
     func outcome(resetCode: UInt32) -> Result<GRPCResponse, RPCError> {
-        if let failure { return .failure(RPCError(failure, metadata: trailers)) }
+        if var failure {
+            failure.metadata = trailers
+            return .failure(failure)
+        }
         if let grpcStatus {
-            let status = GRPCStatus(grpcStatus, grpcMessage.map { GRPCMessageEncoding.decode($0) } ?? "")
-            guard status.code == .ok else { return .failure(RPCError(status, metadata: trailers)) }
+            if let code = RPCError.Code(grpcStatus) {
+                let text = grpcMessage.map { GRPCMessageEncoding.decode($0) } ?? ""
+                return .failure(RPCError(code: code, message: text, metadata: trailers))
+            }
             guard messageCount == 1, let message else {
-                return .failure(RPCError(.internalError,
-                    messageCount == 0 ? "server sent OK without a response message" : "server sent \(messageCount) messages for a unary call"))
+                return .failure(RPCError(code: .internalError, message: messageCount == 0 ? "server sent OK without a response message" : "server sent \(messageCount) messages for a unary call"))
             }
             return .success(GRPCResponse(message: message, headers: headers, trailers: trailers))
         }
         if let grpcStatusText {
-            return .failure(RPCError(.unknown, "invalid grpc-status \"\(grpcStatusText)\""))
+            return .failure(RPCError(code: .unknown, message: "invalid grpc-status \"\(grpcStatusText)\""))
         }
         if resetCode != 0 {
-            return .failure(RPCError(StatusMapping.code(forRSTStreamError: resetCode),
-                                     "stream reset by the server (HTTP/2 error code \(resetCode))"))
+            return .failure(RPCError(code: StatusMapping.code(forRSTStreamError: resetCode),
+                                     message: "stream reset by the server (HTTP/2 error code \(resetCode))"))
         }
         if let httpStatus, httpStatus != 200 {
-            return .failure(RPCError(StatusMapping.code(forHTTPStatus: httpStatus),
-                                     "HTTP status \(httpStatus) without grpc-status"))
+            return .failure(RPCError(code: StatusMapping.code(forHTTPStatus: httpStatus),
+                                     message: "HTTP status \(httpStatus) without grpc-status"))
         }
-        return .failure(RPCError(.internalError, "stream ended without grpc-status"))
+        return .failure(RPCError(code: .internalError, message: "stream ended without grpc-status"))
     }
 }

@@ -1,13 +1,12 @@
 import CEpoll
 import CNGHTTP2
-#if canImport(Glibc)
 import Glibc
-#endif
+import POSIXSupport
 
 /// One HTTP/2 connection from a channel to one address: connects without
 /// blocking, then multiplexes calls as streams of an nghttp2 client session
 /// (nghttp2 holds back streams beyond the server's MAX_CONCURRENT_STREAMS).
-final class ClientConnection: HTTP2Socket, @unchecked Sendable {
+final class ClientConnection: HTTP2Connection {
     enum State { case connecting, ready, draining, closed }
 
     private(set) var state = State.connecting
@@ -22,37 +21,45 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
         self.endpoint = endpoint
         self.channel = channel
         self.configuration = configuration
-        super.init(fd: fd, loop: loop)
+        super.init(transport: TCPTransport(fd: fd), loop: loop)
     }
 
     /// Opens a non-blocking socket to `endpoint` and starts connecting.
     static func connect(to endpoint: Endpoint, loop: EventLoop, channel: ChannelCore,
                         configuration: GRPCClientConfiguration) -> Result<ClientConnection, RPCError> {
-        var address = endpoint.address
-        let fd = socket(Int32(address.ss_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return .failure(RPCError(.unavailable, "socket: \(String(cString: strerror(errno)))")) }
-        var on: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
-        let length = socklen_t(address.ss_family == sa_family_t(AF_INET6) ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
-        let rv = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
+        let address = endpoint.address
+        let fd: Int32
+        do {
+            fd = try Syscall.run("socket") {
+                socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            }
+        } catch {
+            return .failure(RPCError(code: .unavailable, message: error.description))
         }
-        if rv != 0 && errno != EINPROGRESS {
-            let message = "connect to \(endpoint.description): \(String(cString: strerror(errno)))"
-            Glibc.close(fd)
-            return .failure(RPCError(.unavailable, message))
+        do {
+            try Syscall.disableNagle(fd)
+            try address.withSockaddr { pointer, length throws(SystemError) in
+                do throws(SystemError) {
+                    try Syscall.run("connect to \(endpoint.description)") { Glibc.connect(fd, pointer, length) }
+                } catch where error.code == EINPROGRESS {
+                    // The usual answer of a non-blocking connect: EPOLLOUT tells how it went.
+                }
+            }
+        } catch {
+            Syscall.close(fd)
+            return .failure(RPCError(code: .unavailable, message: error.description))
         }
         let connection = ClientConnection(fd: fd, endpoint: endpoint, loop: loop, channel: channel, configuration: configuration)
         do {
             try loop.register(fd, events: EPOLLOUT.rawValue, handler: connection)
         } catch {
-            Glibc.close(fd)
-            return .failure(RPCError(.unavailable, "\(error)"))
+            Syscall.close(fd)
+            return .failure(RPCError(code: .unavailable, message: "\(error)"))
         }
-        connection.connectTimer = loop.schedule(at: MonotonicClock.now() + UInt64(configuration.connectTimeoutSeconds * 1e9)) {
+        connection.connectTimer = loop.schedule(at: configuration.connectTimeout.deadline(from: MonotonicClock.now())) {
             [weak connection] in
             guard let connection, connection.state == .connecting else { return }
-            connection.connectFailed("connect to \(endpoint.description): timed out after \(configuration.connectTimeoutSeconds)s")
+            connection.connectFailed("connect to \(endpoint.description): timed out after \(configuration.connectTimeout.secondsDouble)s")
         }
         return .success(connection)
     }
@@ -68,7 +75,7 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
         }
         var error: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
         if error != 0 || events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
             connectFailed("connect to \(endpoint.description): \(String(cString: strerror(error != 0 ? error : ECONNREFUSED)))")
             return
@@ -79,16 +86,9 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
     private func connected() {
         connectTimer?.cancel()
         loop.unregister(fd)
-        var session: OpaquePointer?
-        guard nghttp2_session_client_new(&session, ClientConnection.callbacks, Unmanaged.passUnretained(self).toOpaque()) == 0,
-              let session else {
-            connectFailed("nghttp2_session_client_new failed")
-            return
-        }
-        state = .ready
         do {
             // Prior knowledge: nghttp2 sends the client preface with this first SETTINGS.
-            try startSession(session, settings: [
+            try startSession(as: .client, settings: [
                 (NGHTTP2_SETTINGS_ENABLE_PUSH, 0),
                 (NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, UInt32(configuration.streamWindowSize)),
             ], connectionWindow: configuration.connectionWindowSize)
@@ -96,6 +96,7 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
             connectFailed("\(error)")
             return
         }
+        state = .ready
         endpoint.connectionSucceeded()
         let waiting = pending
         pending = []
@@ -108,12 +109,12 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
         connectTimer?.cancel()
         state = .closed
         loop.unregister(fd)
-        Glibc.close(fd)
+        transport.close()
         endpoint.connectionFailed(self, message: message)
         // Nothing was sent: these calls may go elsewhere.
         let waiting = pending
         pending = []
-        for call in waiting { channel?.retryOrFail(call, RPCError(.unavailable, message)) }
+        for call in waiting { channel?.retryOrFail(call, RPCError(code: .unavailable, message: message)) }
     }
 
     // MARK: Calls
@@ -131,7 +132,7 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
 
     private func submit(_ call: ClientCall) {
         guard let session, state == .ready else {
-            channel?.retryOrFail(call, RPCError(.unavailable, "connection to \(endpoint.description) is closing"))
+            channel?.retryOrFail(call, RPCError(code: .unavailable, message: "connection to \(endpoint.description) is closing"))
             return
         }
         var headers = HeaderBlock()
@@ -151,7 +152,7 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
         headers.add("content-type", "application/grpc")
         headers.add("user-agent", configuration.userAgent)
         for (name, value) in call.metadata { headers.add(name, value) }
-        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: clientReadBody)
+        var provider = HTTP2Connection.bodyProvider
         let streamID = headers.withNameValues { nva, count in
             nghttp2_submit_request(session, nil, nva, count, &provider, Unmanaged.passUnretained(call).toOpaque())
         }
@@ -159,7 +160,7 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
             // Out of stream ids, or the session is going away: a fresh connection takes it.
             state = .draining
             endpoint.connectionDraining(self)
-            channel?.retryOrFail(call, RPCError(.unavailable, String(cString: nghttp2_strerror(streamID))))
+            channel?.retryOrFail(call, RPCError(code: .unavailable, message: String(cString: nghttp2_strerror(streamID))))
             return
         }
         call.streamID = streamID
@@ -173,38 +174,44 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
             return
         }
         guard let session, call.streamID > 0, calls[call.streamID] != nil else { return }
-        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), call.streamID, NGHTTP2_CANCEL.rawValue)
+        // Fails only for a stream nghttp2 has closed already: then the call is ending anyway.
+        _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), call.streamID, NGHTTP2_CANCEL.rawValue)
         flush()
     }
 
-    fileprivate func call(_ streamID: Int32) -> ClientCall? {
+    /// The call of a stream: its user data, set by `nghttp2_submit_request`.
+    private func call(_ streamID: Int32) -> ClientCall? {
         guard let pointer = nghttp2_session_get_stream_user_data(session, streamID) else { return nil }
         return Unmanaged<ClientCall>.fromOpaque(pointer).takeUnretainedValue()
     }
 
-    fileprivate func readBody(_ call: ClientCall, into buffer: UnsafeMutablePointer<UInt8>, length: Int,
-                              flags: UnsafeMutablePointer<UInt32>) -> Int {
+    override func readBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard let call = call(streamID) else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         call.sent = true
-        let count = min(length, call.body.count - call.bodyOffset)
+        let count = min(buffer.count, call.body.count - call.bodyOffset)
         call.body.withUnsafeBytes { raw in
-            UnsafeMutableRawPointer(buffer).copyMemory(from: raw.baseAddress! + call.bodyOffset, byteCount: count)
+            buffer.baseAddress!.copyMemory(from: raw.baseAddress! + call.bodyOffset, byteCount: count)
         }
         call.bodyOffset += count
         if call.bodyOffset == call.body.count { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
         return count
     }
 
-    fileprivate func header(_ call: ClientCall, category: nghttp2_headers_category, name: UnsafePointer<UInt8>, nameLength: Int,
-                            value: UnsafePointer<UInt8>, valueLength: Int) {
+    override func header(_ frame: UnsafePointer<nghttp2_frame>, name nameBuffer: UnsafeBufferPointer<UInt8>,
+                         value valueBuffer: UnsafeBufferPointer<UInt8>) {
+        guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue), let call = call(frame.pointee.hd.stream_id),
+              let name = nameBuffer.baseAddress, let value = valueBuffer.baseAddress else { return }
+        let category = frame.pointee.headers.cat
+        let nameLength = nameBuffer.count, valueLength = valueBuffer.count
         if name.equals(":status", length: nameLength) {
             call.httpStatus = Int(value.string(length: valueLength))
         } else if name.equals("grpc-status", length: nameLength) {
             let text = value.string(length: valueLength)
-            if let code = GRPCStatus.parseCode(text) { call.grpcStatus = code } else { call.grpcStatusText = text }
+            if let code = Status.parseCode(text) { call.grpcStatus = code } else { call.grpcStatusText = text }
         } else if name.equals("grpc-message", length: nameLength) {
             call.grpcMessage = value.string(length: valueLength)
         } else if name.equals("content-type", length: nameLength) {
-            call.contentType = value.string(length: valueLength)
+            // The protocol's, not metadata.
         } else if name.equals("grpc-encoding", length: nameLength) {
             call.deframer.messageEncoding = value.string(length: valueLength)
         } else if name.pointee != UInt8(ascii: ":") && !name.hasPrefix("grpc-", length: nameLength) {
@@ -213,8 +220,8 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
         }
     }
 
-    fileprivate func data(_ call: ClientCall, _ bytes: UnsafeRawBufferPointer) {
-        guard call.failure == nil else { return }
+    override func dataReceived(streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
+        guard let call = call(streamID), call.failure == nil else { return }
         do {
             try call.deframer.append(bytes)
             while let message = try call.deframer.next() {
@@ -223,18 +230,18 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
             }
         } catch {
             // grpc-go's client answers RESOURCE_EXHAUSTED for an oversized response too.
-            call.failure = error.status
+            call.failure = error.rpcError
             reset(call)
         }
     }
 
-    fileprivate func streamClosed(_ streamID: Int32, errorCode: UInt32) {
+    override func streamClosed(_ streamID: Int32, errorCode: UInt32) {
         guard let call = calls.removeValue(forKey: streamID) else { return }
         call.connection = nil
         if call.completed { return }
         // Refused before processing: safe to send again elsewhere.
         if errorCode == NGHTTP2_REFUSED_STREAM.rawValue && call.grpcStatus == nil && call.httpStatus == nil {
-            channel?.retryOrFail(call, RPCError(.unavailable, "stream refused by \(endpoint.description)"))
+            channel?.retryOrFail(call, RPCError(code: .unavailable, message: "stream refused by \(endpoint.description)"))
             return
         }
         if call.cancelRequested {
@@ -244,8 +251,9 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
         call.complete(call.outcome(resetCode: errorCode))
     }
 
-    fileprivate func goAwayReceived(lastStreamID: Int32, errorCode: UInt32) {
-        guard state == .ready else { return }
+    /// GOAWAY: the calls in flight finish (or fail and are retried); new calls go elsewhere.
+    override func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
+        guard frame.pointee.hd.type == UInt8(NGHTTP2_GOAWAY.rawValue), state == .ready else { return }
         state = .draining
         endpoint.connectionDraining(self)
     }
@@ -259,11 +267,11 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
         calls.removeAll()
         let waiting = pending
         pending = []
-        for call in waiting { channel?.retryOrFail(call, RPCError(.unavailable, "connection to \(endpoint.description) closed")) }
+        for call in waiting { channel?.retryOrFail(call, RPCError(code: .unavailable, message: "connection to \(endpoint.description) closed")) }
         for call in inFlight where !call.completed {
             call.connection = nil
             if !call.sent || wasConnecting {
-                channel?.retryOrFail(call, RPCError(.unavailable, "connection to \(endpoint.description) closed"))
+                channel?.retryOrFail(call, RPCError(code: .unavailable, message: "connection to \(endpoint.description) closed"))
             } else if call.cancelRequested {
                 call.fail(.cancelled, "call cancelled")
             } else {
@@ -271,50 +279,4 @@ final class ClientConnection: HTTP2Socket, @unchecked Sendable {
             }
         }
     }
-
-    // MARK: nghttp2 glue
-
-    nonisolated(unsafe) private static let callbacks: OpaquePointer? = {
-        var callbacks: OpaquePointer?
-        nghttp2_session_callbacks_new(&callbacks)
-        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
-            guard let frame, let name, let value, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
-            let connection = ClientConnection.from(userData)
-            guard let call = connection.call(frame.pointee.hd.stream_id) else { return 0 }
-            connection.header(call, category: frame.pointee.headers.cat, name: name, nameLength: nameLength,
-                              value: value, valueLength: valueLength)
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
-            let connection = ClientConnection.from(userData)
-            guard let data, let call = connection.call(streamID) else { return 0 }
-            connection.data(call, UnsafeRawBufferPointer(start: data, count: length))
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
-            guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_GOAWAY.rawValue) else { return 0 }
-            ClientConnection.from(userData).goAwayReceived(lastStreamID: frame.pointee.goaway.last_stream_id,
-                                                          errorCode: frame.pointee.goaway.error_code)
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
-            ClientConnection.from(userData).streamClosed(streamID, errorCode: errorCode)
-            return 0
-        }
-        return callbacks
-    }()
-
-    fileprivate static func from(_ userData: UnsafeMutableRawPointer?) -> ClientConnection {
-        Unmanaged<ClientConnection>.fromOpaque(userData!).takeUnretainedValue()
-    }
-}
-
-private func clientReadBody(session: OpaquePointer?, streamID: Int32, buffer: UnsafeMutablePointer<UInt8>?, length: Int,
-                            flags: UnsafeMutablePointer<UInt32>?, source: UnsafeMutablePointer<nghttp2_data_source>?,
-                            userData: UnsafeMutableRawPointer?) -> Int {
-    let connection = ClientConnection.from(userData)
-    guard let buffer, let flags, let call = connection.call(streamID) else {
-        return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
-    }
-    return connection.readBody(call, into: buffer, length: length, flags: flags)
 }

@@ -1,27 +1,23 @@
-import CEpoll
-#if canImport(Glibc)
-import Glibc
-#endif
+import POSIXSupport
 
 /// One resolved address of a channel target, and the connection to it.
 /// Confined to the channel's event loop.
 final class Endpoint: CustomStringConvertible {
     enum Health { case idle, connecting, ready, backingOff(until: UInt64) }
 
-    let address: sockaddr_storage
+    let address: SocketAddress
     /// `host:port` as the user wrote it: the `:authority` of every call.
     let authority: String
-    let description: String
+    var description: String { address.description }
     private let backoff: GRPCClientConfiguration.Backoff
     private(set) var connection: ClientConnection?
     private(set) var consecutiveFailures = 0
     private(set) var retryAt: UInt64 = 0
     private(set) var lastError: String?
 
-    init(address: sockaddr_storage, authority: String, description: String, backoff: GRPCClientConfiguration.Backoff) {
+    init(address: SocketAddress, authority: String, backoff: GRPCClientConfiguration.Backoff) {
         self.address = address
         self.authority = authority
-        self.description = description
         self.backoff = backoff
     }
 
@@ -44,7 +40,7 @@ final class Endpoint: CustomStringConvertible {
         if self.connection === connection { self.connection = nil }
         consecutiveFailures += 1
         lastError = message
-        retryAt = MonotonicClock.now() + UInt64(backoff.delay(afterFailures: consecutiveFailures) * 1e9)
+        retryAt = backoff.delay(afterFailures: consecutiveFailures).deadline(from: MonotonicClock.now())
     }
 
     /// GOAWAY or exhausted stream ids: calls in flight finish there; new calls get a new connection.
@@ -65,47 +61,30 @@ enum TargetResolver {
         let portText: Substring
         if target.hasPrefix("[") {
             guard let close = target.firstIndex(of: "]"), target[target.index(after: close)...].hasPrefix(":") else {
-                throw RPCError(.invalidArgument, "bad target \"\(target)\": expected [address]:port")
+                throw RPCError(code: .invalidArgument, message: "bad target \"\(target)\": expected [address]:port")
             }
             host = target[target.index(after: target.startIndex)..<close]
             portText = target[target.index(close, offsetBy: 2)...]
         } else {
             guard let colon = target.lastIndex(of: ":") else {
-                throw RPCError(.invalidArgument, "bad target \"\(target)\": expected host:port")
+                throw RPCError(code: .invalidArgument, message: "bad target \"\(target)\": expected host:port")
             }
             host = target[..<colon]
             portText = target[target.index(after: colon)...]
         }
         guard !host.isEmpty, let port = Int(portText), (1...65535).contains(port) else {
-            throw RPCError(.invalidArgument, "bad target \"\(target)\": expected host:port with a port in 1...65535")
+            throw RPCError(code: .invalidArgument, message: "bad target \"\(target)\": expected host:port with a port in 1...65535")
         }
         return (String(host), port)
     }
 
     /// Every address `host` resolves to (a DNS name with many, a headless Service).
-    static func resolve(_ target: String) throws(RPCError) -> [(sockaddr_storage, String)] {
+    static func resolve(_ target: String) throws(RPCError) -> [SocketAddress] {
         let (host, port) = try split(target)
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        let rv = getaddrinfo(host, String(port), &hints, &result)
-        guard rv == 0, let first = result else {
-            throw RPCError(.unavailable, "cannot resolve \(host): \(String(cString: gai_strerror(rv)))")
+        do {
+            return try SocketAddress.resolve(host: host, port: port)
+        } catch {
+            throw RPCError(code: .unavailable, message: error.description)
         }
-        defer { freeaddrinfo(first) }
-        var addresses: [(sockaddr_storage, String)] = []
-        var seen = Set<String>()
-        var entry: UnsafeMutablePointer<addrinfo>? = first
-        while let info = entry {
-            entry = info.pointee.ai_next
-            var storage = sockaddr_storage()
-            withUnsafeMutableBytes(of: &storage) { raw in
-                raw.copyMemory(from: UnsafeRawBufferPointer(start: info.pointee.ai_addr, count: Int(info.pointee.ai_addrlen)))
-            }
-            let text = Listener.describe(storage)
-            if seen.insert(text).inserted { addresses.append((storage, text)) }
-        }
-        return addresses
     }
 }

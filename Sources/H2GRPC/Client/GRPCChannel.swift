@@ -1,3 +1,5 @@
+import Dispatch
+import POSIXSupport
 import Synchronization
 
 /// A gRPC client over cleartext HTTP/2 (h2c, prior knowledge) to one or more
@@ -7,24 +9,28 @@ import Synchronization
 /// is tried again; a GOAWAY drains its connection and new calls go to a new one.
 /// Calls may be made from any thread; the I/O runs on the channel's own event loop.
 public final class GRPCChannel: Sendable {
-    private let core: ChannelCore
+    private let loop: EventLoop
+    private let configuration: GRPCClientConfiguration
+    private let core: LoopBound<ChannelCore>
 
     /// Resolves the targets now; throws for a malformed or unresolvable target.
     public init(targets: [String], configuration: GRPCClientConfiguration = GRPCClientConfiguration()) throws(RPCError) {
-        guard !targets.isEmpty else { throw RPCError(.invalidArgument, "no target given") }
+        guard !targets.isEmpty else { throw RPCError(code: .invalidArgument, message: "no target given") }
         var endpoints: [Endpoint] = []
         for target in targets {
-            for (address, text) in try TargetResolver.resolve(target) {
-                endpoints.append(Endpoint(address: address, authority: target, description: text, backoff: configuration.backoff))
+            for address in try TargetResolver.resolve(target) {
+                endpoints.append(Endpoint(address: address, authority: target, backoff: configuration.backoff))
             }
         }
         let loop: EventLoop
         do {
             loop = try EventLoop(name: "grpc-client")
         } catch {
-            throw RPCError(.internalError, "cannot start the client event loop: \(error)")
+            throw RPCError(code: .internalError, message: "cannot start the client event loop: \(error)")
         }
-        core = ChannelCore(loop: loop, endpoints: endpoints, configuration: configuration)
+        self.loop = loop
+        self.configuration = configuration
+        core = LoopBound(handingOver: ChannelCore(loop: loop, endpoints: endpoints, configuration: configuration), to: loop)
         loop.start()
     }
 
@@ -34,30 +40,29 @@ public final class GRPCChannel: Sendable {
     }
 
     /// Starts a unary call; `completion` runs once, on the channel's event loop.
-    /// `timeout` (nanoseconds) is sent as `grpc-timeout` and enforced here too.
+    /// `timeout` is sent as `grpc-timeout` and enforced here too.
     @discardableResult
     public func unary(path: String, request: [UInt8], metadata: [(name: String, value: String)] = [],
-                      timeoutNanoseconds: Int64? = nil,
+                      timeout: Duration? = nil,
                       completion: @escaping @Sendable (Result<GRPCResponse, RPCError>) -> Void) -> CallHandle {
-        let deadline = timeoutNanoseconds.map { MonotonicClock.now() &+ UInt64(max(0, $0)) }
-        let call = ClientCall(path: path, message: request, metadata: metadata, deadline: deadline,
-                              maximumReceiveMessageLength: core.configuration.maximumReceiveMessageLength,
-                              completion: completion)
-        let handle = CallHandle(call: call, core: core)
-        let box = UncheckedBox(call)
-        core.loop.execute { [core] in core.start(box.value) }
-        return handle
+        let deadline = timeout.map { $0.deadline(from: MonotonicClock.now()) }
+        let call = LoopBound(handingOver: ClientCall(path: path, message: request, metadata: metadata, deadline: deadline,
+                                                     maximumReceiveMessageLength: configuration.maximumReceiveMessageLength,
+                                                     completion: completion),
+                             to: loop)
+        loop.execute { [core] in core.value.start(call.value) }
+        return CallHandle(call: call, core: core)
     }
 
     /// The same call, awaited. Task cancellation cancels the call (CANCELLED).
     public func unary(path: String, request: [UInt8], metadata: [(name: String, value: String)] = [],
-                      timeoutNanoseconds: Int64? = nil) async throws(RPCError) -> GRPCResponse {
+                      timeout: Duration? = nil) async throws(RPCError) -> GRPCResponse {
         let handle = Mutex<CallHandle?>(nil)
         let cancelled = Atomic<Bool>(false)
         let result: Result<GRPCResponse, RPCError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let started = unary(path: path, request: request, metadata: metadata,
-                                    timeoutNanoseconds: timeoutNanoseconds) { continuation.resume(returning: $0) }
+                                    timeout: timeout) { continuation.resume(returning: $0) }
                 handle.withLock { $0 = started }
                 if cancelled.load(ordering: .acquiring) { started.cancel() }
             }
@@ -68,42 +73,38 @@ public final class GRPCChannel: Sendable {
         return try result.get()
     }
 
-    /// Closes every connection; calls in flight end UNAVAILABLE. Blocks until done.
+    /// Closes every connection; calls in flight end UNAVAILABLE. Blocks until done, so
+    /// never on the channel's own loop (from a completion).
     public func close() {
-        let done = Atomic<Bool>(false)
-        core.loop.execute { [core] in
-            core.closeAll()
-            done.store(true, ordering: .releasing)
+        precondition(!loop.inEventLoop, "GRPCChannel.close called on the channel's own loop")
+        let closed = DispatchSemaphore(value: 0)
+        loop.execute { [core] in
+            core.value.closeAll()
+            closed.signal()
         }
-        while !done.load(ordering: .acquiring) { usleep(1000) }
-        core.loop.stopAndWait()
+        closed.wait()
+        loop.stopAndWait()
     }
 }
 
 /// Cancels a call started with `GRPCChannel.unary(…, completion:)`.
 public struct CallHandle: Sendable {
-    private let call: UncheckedBox<ClientCall>
-    private let core: ChannelCore
+    private let call: LoopBound<ClientCall>
+    private let core: LoopBound<ChannelCore>
 
-    init(call: ClientCall, core: ChannelCore) {
-        self.call = UncheckedBox(call)
+    init(call: LoopBound<ClientCall>, core: LoopBound<ChannelCore>) {
+        self.call = call
         self.core = core
     }
 
     /// RST_STREAM(CANCEL) to the server; the completion gets CANCELLED.
     public func cancel() {
-        let call = self.call
-        core.loop.execute { [core] in core.cancel(call.value) }
+        call.loop.execute { [call, core] in core.value.cancel(call.value) }
     }
 }
 
-import CEpoll
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The channel's state, confined to its event loop.
-final class ChannelCore: @unchecked Sendable {
+final class ChannelCore {
     let loop: EventLoop
     let configuration: GRPCClientConfiguration
     private let endpoints: [Endpoint]

@@ -6,7 +6,7 @@ public struct GRPCClientConfiguration: Sendable {
     public var streamWindowSize = 8 * 1024 * 1024
     public var connectionWindowSize = 64 * 1024 * 1024
     /// A connection attempt that takes longer fails (and backs off).
-    public var connectTimeoutSeconds = 5.0
+    public var connectTimeout: Duration = .seconds(5)
     /// Reconnection backoff after a failed connection (gRPC's connection-backoff.md
     /// shape, with shorter defaults: a gateway should find a restarted backend fast).
     /// The cap bounds the time from a backend's return to the first call it serves:
@@ -18,23 +18,24 @@ public struct GRPCClientConfiguration: Sendable {
     /// How often a call refused before the server processed it (GOAWAY, REFUSED_STREAM,
     /// a connection that failed before sending) is retried on another connection.
     public var transparentRetries = 3
-    public var userAgent = "outliers-swift-grpc/0.1"
+    /// The `user-agent` of every call: applications put their own name first.
+    public var userAgent = "h2grpc-swift/0.1"
 
     public init() {}
 
     public struct Backoff: Sendable {
-        public var initialSeconds = 0.1
+        public var initial: Duration = .milliseconds(100)
         public var multiplier = 1.6
         public var jitter = 0.2
-        public var maximumSeconds = 0.5
+        public var maximum: Duration = .milliseconds(500)
 
         public init() {}
 
         /// The delay before attempt `failures + 1`, jittered by ±`jitter`.
-        public func delay(afterFailures failures: Int, random: Double = Double.random(in: -1...1)) -> Double {
-            var delay = initialSeconds
-            for _ in 1..<max(1, failures) { delay = min(delay * multiplier, maximumSeconds) }
-            return max(0, min(delay, maximumSeconds) * (1 + jitter * random))
+        public func delay(afterFailures failures: Int, random: Double = Double.random(in: -1...1)) -> Duration {
+            var delay = initial
+            for _ in 1..<max(1, failures) { delay = min(delay * multiplier, maximum) }
+            return max(.zero, min(delay, maximum) * (1 + jitter * random))
         }
     }
 }
@@ -46,22 +47,4 @@ public struct GRPCResponse: Sendable {
     public var headers: [(name: String, value: String)]
     /// Trailers, `grpc-status` and `grpc-message` left out.
     public var trailers: [(name: String, value: String)]
-}
-
-/// A failed call: its status, and the metadata the server sent with it.
-public struct RPCError: Error, Sendable, CustomStringConvertible {
-    public var status: GRPCStatus
-    public var metadata: [(name: String, value: String)]
-
-    public init(_ status: GRPCStatus, metadata: [(name: String, value: String)] = []) {
-        self.status = status
-        self.metadata = metadata
-    }
-
-    public init(_ code: GRPCStatus.Code, _ message: String) {
-        self.init(GRPCStatus(code, message))
-    }
-
-    public var code: GRPCStatus.Code { status.code }
-    public var description: String { status.description }
 }

@@ -1,3 +1,5 @@
+import POSIXSupport
+
 /// How a `GRPCServer` listens and what it accepts.
 public struct GRPCServerConfiguration: Sendable {
     /// A name or address; every address it resolves to is bound (IPv4 and IPv6).
@@ -5,7 +7,7 @@ public struct GRPCServerConfiguration: Sendable {
     /// 0 picks a free port (see `GRPCServer.boundAddresses`).
     public var port = 9999
     /// Event-loop threads; each owns the connections it accepts.
-    public var threads = max(1, System.coreCount)
+    public var threads = CoreCount.available
     /// The receive limit: a larger request message gets RESOURCE_EXHAUSTED (gRPC's default, 4 MiB).
     public var maximumReceiveMessageLength = 4 * 1024 * 1024
     /// SETTINGS_MAX_CONCURRENT_STREAMS; clients queue calls beyond it.
@@ -20,22 +22,7 @@ public struct GRPCServerConfiguration: Sendable {
     /// Unary requests up to this size run on the event loop; larger ones on a worker.
     public var inlineHandlerLimit = 64 * 1024
     /// How long a graceful shutdown waits for calls in flight before closing anyway.
-    public var drainTimeoutSeconds = 10.0
+    public var drainTimeout: Duration = .seconds(10)
 
     public init() {}
 }
-
-public enum System {
-    /// Online processors.
-    public static var coreCount: Int {
-        #if canImport(Glibc)
-        return Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        #else
-        return 1
-        #endif
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -1,10 +1,10 @@
-/// What a service registers for a method path such as `/pb.Outliers/Detect`.
+/// What a service registers for a method path such as `/package.Service/Method`.
 /// H2GRPC knows nothing of the messages: handlers take and give serialized bytes.
 public enum RPCHandler: Sendable {
     /// One request message in, one response message out. Runs on the connection's
     /// event loop when the request is small, on a worker thread when it is large,
     /// so a long call never stalls the other connections of its loop.
-    case unary(@Sendable (_ request: [UInt8], _ context: ServerCallContext) throws(GRPCStatus) -> [UInt8])
+    case unary(@Sendable (_ request: [UInt8], _ context: ServerCallContext) throws(RPCError) -> [UInt8])
 
     /// Server-streaming and bidirectional calls: the handler returns an observer
     /// that is told of each request message (on the event loop), and answers through
@@ -43,44 +43,45 @@ public protocol ServerStreamObserver: AnyObject {
 
 /// The sending half of a streaming call. Safe from any thread: a call from
 /// elsewhere hops to the call's event loop.
-public final class ServerStreamWriter: @unchecked Sendable {
-    private let loop: EventLoop
-    private weak var connection: ServerConnection?
-    private let stream: ServerStream
+public final class ServerStreamWriter: Sendable {
+    /// The call's handler and stream, reached only on their loop.
+    private struct Target {
+        weak var handler: ServerCallHandler?
+        let stream: ServerStream
+    }
 
-    init(loop: EventLoop, connection: ServerConnection, stream: ServerStream) {
-        self.loop = loop
-        self.connection = connection
-        self.stream = stream
+    private let target: LoopBound<Target>
+
+    init(handler: ServerCallHandler, stream: ServerStream) {
+        target = LoopBound(Target(handler: handler, stream: stream), loop: handler.loop)
     }
 
     public func send(_ message: [UInt8]) {
-        onLoop { connection, stream in connection.send(message, on: stream) }
+        onLoop { handler, stream in handler.send(message, on: stream) }
     }
 
     /// Ends the call with `status` after the messages already sent.
-    public func finish(_ status: GRPCStatus = .ok) {
-        onLoop { connection, stream in connection.finish(stream, with: status) }
+    public func finish(_ status: Status = .ok) {
+        onLoop { handler, stream in handler.finish(stream, with: status) }
     }
 
-    private func onLoop(_ body: @escaping (ServerConnection, ServerStream) -> Void) {
-        if loop.inEventLoop {
+    /// Ends the call with the error's status after the messages already sent.
+    public func fail(_ error: RPCError) {
+        finish(Status(error))
+    }
+
+    private func onLoop(_ body: @escaping @Sendable (ServerCallHandler, ServerStream) -> Void) {
+        if target.loop.inEventLoop {
             run(body)
         } else {
-            let box = UncheckedBox(body)
-            loop.execute { [self] in run(box.value) }
+            target.loop.execute { [self] in run(body) }
         }
     }
 
-    private func run(_ body: (ServerConnection, ServerStream) -> Void) {
-        guard let connection else { return }
-        body(connection, stream)
-        connection.flush()
+    private func run(_ body: (ServerCallHandler, ServerStream) -> Void) {
+        let target = target.value
+        guard let handler = target.handler else { return }
+        body(handler, target.stream)
+        handler.flush()
     }
-}
-
-/// Carries loop-confined values across a hop to their own loop.
-struct UncheckedBox<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }

@@ -1,6 +1,6 @@
 /// One gRPC call on a server connection: the request as it arrives, the response
 /// as it leaves. Confined to the connection's event loop.
-final class ServerStream: @unchecked Sendable {
+final class ServerStream {
     enum Phase {
         /// Reading request headers and messages.
         case receiving
@@ -25,7 +25,6 @@ final class ServerStream: @unchecked Sendable {
         set { deframer.messageEncoding = newValue }
     }
     var metadata: [(name: String, value: String)] = []
-    var headerFailure: GRPCStatus?
     // Request body.
     var deframer: MessageDeframer
     var requestMessage: [UInt8]?
@@ -39,7 +38,7 @@ final class ServerStream: @unchecked Sendable {
     var headersSent = false
     var outbound: [UInt8] = []
     var outboundOffset = 0
-    var finalStatus: GRPCStatus?
+    var finalStatus: Status?
     /// Our END_STREAM went out while the client was still sending.
     var answeredBeforeRequestEnded = false
     /// Request bytes dropped since the answer was decided (the client still sending).

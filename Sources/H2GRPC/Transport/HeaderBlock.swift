@@ -1,13 +1,10 @@
 import CNGHTTP2
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Builds the `nghttp2_nv` array for a submit call. nghttp2 copies names and values
 /// during `nghttp2_submit_*`, so the storage only has to live for the call.
 struct HeaderBlock {
     private var bytes: [UInt8] = []
-    private var fields: [(nameStart: Int, nameLength: Int, valueLength: Int)] = []
+    private var ranges: [(nameStart: Int, nameLength: Int, valueLength: Int)] = []
 
     init() {
         bytes.reserveCapacity(160)
@@ -18,36 +15,28 @@ struct HeaderBlock {
         bytes.append(contentsOf: name.utf8)
         let nameLength = bytes.count - start
         bytes.append(contentsOf: value.utf8)
-        fields.append((start, nameLength, bytes.count - start - nameLength))
+        ranges.append((start, nameLength, bytes.count - start - nameLength))
+    }
+
+    /// The fields as text, in order (for tests and logs).
+    var fields: [(name: String, value: String)] {
+        ranges.map { field in
+            (String(decoding: bytes[field.nameStart..<field.nameStart + field.nameLength], as: UTF8.self),
+             String(decoding: bytes[field.nameStart + field.nameLength..<field.nameStart + field.nameLength + field.valueLength],
+                    as: UTF8.self))
+        }
     }
 
     func withNameValues<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
         var copy = bytes
         return copy.withUnsafeMutableBufferPointer { storage in
             let base = storage.baseAddress!
-            var nva = fields.map { field in
+            var nva = ranges.map { field in
                 nghttp2_nv(name: base + field.nameStart, value: base + field.nameStart + field.nameLength,
                            namelen: field.nameLength, valuelen: field.valueLength,
                            flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
             }
             return nva.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
         }
-    }
-}
-
-extension UnsafePointer<UInt8> {
-    /// Compares `length` bytes here with an ASCII literal.
-    func equals(_ literal: StaticString, length: Int) -> Bool {
-        guard literal.utf8CodeUnitCount == length else { return false }
-        return memcmp(self, literal.utf8Start, length) == 0
-    }
-
-    func hasPrefix(_ literal: StaticString, length: Int) -> Bool {
-        guard literal.utf8CodeUnitCount <= length else { return false }
-        return memcmp(self, literal.utf8Start, literal.utf8CodeUnitCount) == 0
-    }
-
-    func string(length: Int) -> String {
-        String(decoding: UnsafeBufferPointer(start: self, count: length), as: UTF8.self)
     }
 }

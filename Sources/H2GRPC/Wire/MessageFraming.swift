@@ -2,7 +2,8 @@
 /// a 1-byte compressed flag, a 4-byte big-endian length, then the message. DATA
 /// frame boundaries have nothing to do with message boundaries, so the reader
 /// accepts its input split in any way and keeps only what it has not yet framed.
-public struct MessageDeframer: Sendable {
+/// Public for the fuzz package only (`@_spi(Fuzzing) import H2GRPC`).
+@_spi(Fuzzing) public struct MessageDeframer: Sendable {
     public enum Failure: Error, Equatable, Sendable {
         /// The length prefix announces more than the receive limit.
         case tooLarge(length: Int, limit: Int)
@@ -12,22 +13,21 @@ public struct MessageDeframer: Sendable {
         /// The flag byte is neither 0 nor 1.
         case badFlag(UInt8)
 
-        public var status: GRPCStatus {
+        /// How the call fails.
+        public var rpcError: RPCError {
             switch self {
             case .tooLarge(let length, let limit):
                 // grpc-go's wording, which users search for.
-                return GRPCStatus(.resourceExhausted,
-                                  "grpc: received message larger than max (\(length) vs. \(limit))")
+                return RPCError(code: .resourceExhausted, message: "grpc: received message larger than max (\(length) vs. \(limit))")
             case .compressed(let encoding):
                 // grpc-go's answers and wording. Without an encoding the sender broke the
                 // protocol (INTERNAL); with one we lack, PROTOCOL-HTTP2.md asks UNIMPLEMENTED.
                 guard let encoding, !encoding.isEmpty, encoding != "identity" else {
-                    return GRPCStatus(.internalError, "grpc: compressed flag set with identity or empty encoding")
+                    return RPCError(code: .internalError, message: "grpc: compressed flag set with identity or empty encoding")
                 }
-                return GRPCStatus(.unimplemented,
-                                  "grpc: Decompressor is not installed for grpc-encoding \"\(encoding)\"")
+                return RPCError(code: .unimplemented, message: "grpc: Decompressor is not installed for grpc-encoding \"\(encoding)\"")
             case .badFlag(let flag):
-                return GRPCStatus(.internalError, "invalid compressed flag \(flag) in message prefix")
+                return RPCError(code: .internalError, message: "invalid compressed flag \(flag) in message prefix")
             }
         }
     }
@@ -89,7 +89,8 @@ public struct MessageDeframer: Sendable {
     }
 }
 
-public enum MessageFramer {
+/// Public for the fuzz package only (`@_spi(Fuzzing) import H2GRPC`).
+@_spi(Fuzzing) public enum MessageFramer {
     /// The 5-byte prefix and the message, uncompressed.
     public static func frame(_ message: [UInt8]) -> [UInt8] {
         var framed = [UInt8]()

@@ -1,7 +1,7 @@
 /// The percent-encoding of `grpc-message` (PROTOCOL-HTTP2.md): UTF-8 bytes
 /// 0x20–0x7E stay as they are except '%', everything else becomes %XX.
-public enum GRPCMessageEncoding {
-    public static func encode(_ message: String) -> String {
+enum GRPCMessageEncoding {
+    static func encode(_ message: String) -> String {
         var needsEncoding = false
         for byte in message.utf8 where !isUnreserved(byte) {
             needsEncoding = true
@@ -25,7 +25,7 @@ public enum GRPCMessageEncoding {
 
     /// Never fails: a '%' not followed by two hex digits is kept as it is, and bytes
     /// that are not valid UTF-8 become U+FFFD.
-    public static func decode(_ encoded: some StringProtocol) -> String {
+    static func decode(_ encoded: some StringProtocol) -> String {
         let bytes = Array(encoded.utf8)
         guard bytes.contains(UInt8(ascii: "%")) else { return String(encoded) }
         var output = [UInt8]()

@@ -1,15 +1,21 @@
 /// A gRPC status: a code and a human-readable message, as carried in the
-/// `grpc-status` and `grpc-message` trailers.
-public struct GRPCStatus: Error, Sendable, Hashable, CustomStringConvertible {
+/// `grpc-status` and `grpc-message` trailers. A value, not an error: it may be OK.
+/// A call that failed throws an `RPCError`, whose code cannot be OK.
+public struct Status: Sendable, Hashable, CustomStringConvertible {
     public var code: Code
     public var message: String
 
-    public init(_ code: Code, _ message: String = "") {
+    public init(code: Code, message: String = "") {
         self.code = code
         self.message = message
     }
 
-    public static let ok = GRPCStatus(.ok)
+    /// The status a failed call ends with.
+    public init(_ error: RPCError) {
+        self.init(code: Code(error.code), message: error.message)
+    }
+
+    public static let ok = Status(code: .ok)
 
     public var description: String {
         message.isEmpty ? "\(code)" : "\(code): \(message)"
@@ -29,25 +35,28 @@ public struct GRPCStatus: Error, Sendable, Hashable, CustomStringConvertible {
         public let rawValue: Int
 
         public init(rawValue: Int) { self.rawValue = rawValue }
-        private init(_ known: Known) { rawValue = known.rawValue }
+        private init(known: Known) { rawValue = known.rawValue }
 
-        public static let ok = Code(.ok)
-        public static let cancelled = Code(.cancelled)
-        public static let unknown = Code(.unknown)
-        public static let invalidArgument = Code(.invalidArgument)
-        public static let deadlineExceeded = Code(.deadlineExceeded)
-        public static let notFound = Code(.notFound)
-        public static let alreadyExists = Code(.alreadyExists)
-        public static let permissionDenied = Code(.permissionDenied)
-        public static let resourceExhausted = Code(.resourceExhausted)
-        public static let failedPrecondition = Code(.failedPrecondition)
-        public static let aborted = Code(.aborted)
-        public static let outOfRange = Code(.outOfRange)
-        public static let unimplemented = Code(.unimplemented)
-        public static let internalError = Code(.internalError)
-        public static let unavailable = Code(.unavailable)
-        public static let dataLoss = Code(.dataLoss)
-        public static let unauthenticated = Code(.unauthenticated)
+        /// The code of a failed call.
+        public init(_ code: RPCError.Code) { rawValue = code.rawValue }
+
+        public static let ok = Code(known: .ok)
+        public static let cancelled = Code(known: .cancelled)
+        public static let unknown = Code(known: .unknown)
+        public static let invalidArgument = Code(known: .invalidArgument)
+        public static let deadlineExceeded = Code(known: .deadlineExceeded)
+        public static let notFound = Code(known: .notFound)
+        public static let alreadyExists = Code(known: .alreadyExists)
+        public static let permissionDenied = Code(known: .permissionDenied)
+        public static let resourceExhausted = Code(known: .resourceExhausted)
+        public static let failedPrecondition = Code(known: .failedPrecondition)
+        public static let aborted = Code(known: .aborted)
+        public static let outOfRange = Code(known: .outOfRange)
+        public static let unimplemented = Code(known: .unimplemented)
+        public static let internalError = Code(known: .internalError)
+        public static let unavailable = Code(known: .unavailable)
+        public static let dataLoss = Code(known: .dataLoss)
+        public static let unauthenticated = Code(known: .unauthenticated)
 
         /// The canonical upper-case name (`INVALID_ARGUMENT`), or the number when unknown.
         public var description: String {
@@ -74,14 +83,14 @@ public struct GRPCStatus: Error, Sendable, Hashable, CustomStringConvertible {
         }
 
         /// Every code this version knows, 0 through 16.
-        public static var allKnown: [Code] { Known.allCases.map(Code.init) }
+        public static var allKnown: [Code] { Known.allCases.map { Code(known: $0) } }
     }
 }
 
-extension GRPCStatus {
+extension Status {
     /// Parses the `grpc-status` trailer: decimal digits, no sign, no leading zeros
     /// beyond "0" itself. Anything else is not a status (the caller maps it to UNKNOWN).
-    public static func parseCode(_ text: some StringProtocol) -> Code? {
+    static func parseCode(_ text: some StringProtocol) -> Code? {
         guard !text.isEmpty, text.count <= 10, text.allSatisfy({ $0.isASCII && $0.isNumber }),
               text == "0" || text.first != "0", let value = Int(text) else { return nil }
         return Code(rawValue: value)

@@ -1,8 +1,8 @@
 /// The HTTP/2 → gRPC fallback tables, written once, here. Servers must not use them
 /// to pick a status; clients use them when a response carries no `grpc-status`.
-public enum StatusMapping {
+enum StatusMapping {
     /// grpc/doc/http-grpc-status-mapping.md: an HTTP status without `grpc-status`.
-    public static func code(forHTTPStatus status: Int) -> GRPCStatus.Code {
+    static func code(forHTTPStatus status: Int) -> RPCError.Code {
         switch status {
         case 400: return .internalError
         case 401: return .unauthenticated
@@ -17,7 +17,7 @@ public enum StatusMapping {
     /// PROTOCOL-HTTP2.md "Errors": a RST_STREAM error code received by a client.
     /// STREAM_CLOSED is only logged by the protocol; it ends the call as INTERNAL here
     /// because the call cannot complete either way.
-    public static func code(forRSTStreamError error: UInt32) -> GRPCStatus.Code {
+    static func code(forRSTStreamError error: UInt32) -> RPCError.Code {
         switch error {
         case 0x7: return .unavailable          // REFUSED_STREAM: safe to retry
         case 0x8: return .cancelled            // CANCEL

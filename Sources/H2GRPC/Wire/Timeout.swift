@@ -4,9 +4,15 @@ public struct GRPCTimeout: Sendable, Hashable, CustomStringConvertible {
     /// The timeout in nanoseconds, saturated at Int64.max (99,999,999 hours overflows it).
     public let nanoseconds: Int64
 
-    public init(nanoseconds: Int64) {
+    init(nanoseconds: Int64) {
         self.nanoseconds = max(0, nanoseconds)
     }
+
+    init(_ duration: Duration) {
+        self.init(nanoseconds: duration.saturatingNanoseconds)
+    }
+
+    public var duration: Duration { .nanoseconds(nanoseconds) }
 
     /// Parses a header value; nil when it breaks the grammar (the caller decides
     /// whether that is an error: servers answer INTERNAL, grpc-gateway 400).
@@ -34,7 +40,7 @@ public struct GRPCTimeout: Sendable, Hashable, CustomStringConvertible {
 
     /// The shortest exact encoding with at most 8 digits, rounding up when the value
     /// needs a coarser unit (a deadline must never be shortened by encoding it).
-    public var headerValue: String {
+    var headerValue: String {
         let units: [(Int64, Character)] = [(1, "n"), (1_000, "u"), (1_000_000, "m"),
                                            (1_000_000_000, "S"), (60_000_000_000, "M"),
                                            (3_600_000_000_000, "H")]

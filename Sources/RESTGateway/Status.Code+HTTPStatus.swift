@@ -1,6 +1,6 @@
 import H2GRPC
 
-extension GRPCStatus.Code {
+extension Status.Code {
     /// grpc-gateway v2's `HTTPStatusFromCode`, the one table from gRPC status to HTTP
     /// status. FAILED_PRECONDITION is 400, not 412, deliberately (as there).
     var httpStatus: Int {

@@ -1,0 +1,8 @@
+#ifndef OUTLIERS_CPOSIXSHIMS_H
+#define OUTLIERS_CPOSIXSHIMS_H
+#include <sys/socket.h>
+
+// accept4 is a GNU extension: glibc declares it only under _GNU_SOURCE, which a
+// header imported by Swift cannot set for the Glibc module. shims.c sets it.
+int cposix_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+#endif

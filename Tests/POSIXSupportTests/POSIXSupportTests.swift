@@ -1,0 +1,41 @@
+import Glibc
+import Testing
+@testable import POSIXSupport
+
+@Test func resolvedAddressesDescribeThemselvesWithTheirPort() throws {
+    let v4 = try SocketAddress.resolve(host: "127.0.0.1", port: 8080)
+    #expect(v4.map(\.description) == ["127.0.0.1:8080"])
+    #expect(v4[0].ipAddress == "127.0.0.1")
+    #expect(v4[0].family == AF_INET)
+    let v6 = try SocketAddress.resolve(host: "::1", port: 8080)
+    #expect(v6.map(\.description) == ["[::1]:8080"])
+    var changed = v6[0]
+    changed.port = 9
+    #expect(changed.description == "[::1]:9")
+    #expect(changed.length == socklen_t(MemoryLayout<sockaddr_in6>.size))
+}
+
+@Test func unresolvableHostIsAResolutionError() {
+    #expect(throws: ResolutionError.self) { try SocketAddress.resolve(host: "no such host.invalid", port: 1) }
+}
+
+@Test func listeningSocketPrefersIPv4AndAcceptsWithoutBlocking() throws {
+    let socket = try ListeningSocket.bind(host: "localhost", port: 0)
+    defer { socket.close() }
+    #expect(socket.address == "127.0.0.1:\(socket.port)")
+    #expect(socket.port > 0)
+    let accepted = try socket.accept()
+    guard case .wouldBlock = accepted else {
+        Issue.record("accept without a client gave \(accepted), not wouldBlock")
+        return
+    }
+}
+
+@Test func syscallTurnsErrnoIntoSystemError() throws {
+    #expect(throws: SystemError(call: "close", code: EBADF)) { try Syscall.run("close") { close(-1) } }
+    var fds: [Int32] = [0, 0]
+    try Syscall.run("socketpair") { socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &fds) }
+    defer { close(fds[0]); close(fds[1]) }
+    var byte: UInt8 = 0
+    #expect(try Syscall.nonBlocking("read") { read(fds[0], &byte, 1) } == .wouldBlock)
+}
