@@ -86,10 +86,13 @@ generate: apt
 # `-Xswiftc -sanitize=fuzzer,address` instruments every module (ours and
 # swift-protobuf); SwiftPM's `--sanitize=fuzzer --sanitize=address` pair would link
 # libFuzzer but lose the coverage instrumentation. -parse-as-library: the targets
-# have no main, libFuzzer's is used.
-fuzz-build: apt
-	swift build -c debug --package-path Fuzz --sanitize=fuzzer \
+# have no main, libFuzzer's is used. SwiftPM keeps the path dependency's old file
+# list in Fuzz/.build, so after a source file of the main package is renamed the
+# build fails with "missing inputs": then it is built once more from clean.
+FUZZ_BUILD := swift build -c debug --package-path Fuzz --sanitize=fuzzer \
 	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+fuzz-build: apt
+	$(FUZZ_BUILD) || { echo "fuzz-build: building Fuzz/ again from clean"; rm -rf Fuzz/.build; $(FUZZ_BUILD); }
 
 # One target at a time, niced: the machine is shared.
 fuzz: fuzz-build

@@ -4,7 +4,6 @@ import PackageDescription
 
 let package = Package(
     name: "outliers",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "outliers", targets: ["outliers"]),
         // `outliers bench` runs this one, built next to it.

@@ -11,7 +11,6 @@ let outliers: (String) -> Target.Dependency = { .product(name: $0, package: "out
 
 let package = Package(
     name: "OutliersFuzz",
-    platforms: [.macOS(.v15)],
     dependencies: [
         .package(name: "outliers", path: ".."),
         // The same pin as the main package: one swift-protobuf in the graph.

@@ -49,6 +49,8 @@ public enum DetectCallError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Carries the call's result from the channel's loop to the waiting thread.
+/// `@unchecked Sendable`: written once before the semaphore is signalled, read after
+/// the wait, which orders the two.
 private final class Outcome: @unchecked Sendable {
     var result: Result<GRPCResponse, RPCError>?
 }

@@ -110,6 +110,7 @@ public struct LoadSummary: Sendable, Equatable {
 }
 
 /// Counts call outcomes from the channel's loop.
+/// `@unchecked Sendable`: every field is read and written under `lock`.
 private final class Tally: @unchecked Sendable {
     private let lock = NSLock()
     private var codes: [String: Int] = [:]
