@@ -54,11 +54,15 @@ serve: deps release
 
 # One build flow: `swift build --build-tests` makes the binary the interop tests run
 # and the test bundle, and `swift test --skip-build` runs the latter without a rebuild.
+# Last, the release build `make serve` runs (in .build/release, apart from the debug
+# one): it can fail where the debug build passes (a C declaration visible in debug
+# only broke it once).
 test: deps check-generated
 	swift build --build-tests
 	swift test --skip-build
 	$(MAKE) --no-print-directory test-interop
 	$(MAKE) --no-print-directory fuzz-smoke
+	swift build -c release
 
 # The Swift tests under ThreadSanitizer, then AddressSanitizer; not part of `make test`
 # (two full sanitized builds: minutes of CI). Each has its own build folder, so neither

@@ -1,3 +1,4 @@
+import CPOSIXShims  // sys/socket.h: SOCK_STREAM is not always visible through Glibc alone (a release build failed)
 import Glibc
 
 /// An IPv4 or IPv6 socket address: the one place that reads and writes sockaddrs.
