@@ -98,3 +98,44 @@ private func bits(_ value: Double) -> [UInt8] {
     #expect(OutliersRequestValues.decode(fiveByteKey) == [0])
     agree(fiveByteKey)
 }
+
+/// A varint of `count` bytes for `value` (padded with 0x80 continuation bytes when the
+/// value needs fewer): the reader's short path takes up to 8 bytes in one load.
+private func varint(_ value: UInt64, bytes count: Int) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var rest = value
+    for index in 0..<count {
+        let last = index == count - 1
+        bytes.append(UInt8(rest & 0x7F) | (last ? 0 : 0x80))
+        rest >>= 7
+    }
+    return bytes
+}
+
+/// The canonical layout (time, name, value, in order) with timestamps whose varints
+/// take every length from 1 to 10 bytes, with and without the other field and with
+/// the name before or after: read by the short path where it applies, by the general
+/// reader where not, and always as swift-protobuf reads them.
+@Test func timestampVarintsOfEveryLengthAgreeWithSwiftProtobuf() throws {
+    let value = bits(42.25)
+    for secondsBytes in 0...10 {
+        for nanosBytes in [0, 1, 4, 8, 9, 10] {
+            var time: [UInt8] = []
+            if secondsBytes > 0 { time += [0x08] + varint(1_590_156_791, bytes: secondsBytes) }
+            if nanosBytes > 0 { time += [0x10] + varint(5, bytes: nanosBytes) }
+            let name: [UInt8] = [0x12, 3] + Array("CPU".utf8)
+            for metric in [[0x0A, UInt8(time.count)] + time + name + [0x19] + value,
+                           name + [0x0A, UInt8(time.count)] + time + [0x19] + value,
+                           [0x0A, UInt8(time.count)] + time + [0x19] + value] {
+                let request: [UInt8] = [0x0A, UInt8(metric.count)] + metric + [0x0A, UInt8(metric.count)] + metric
+                let full = try? Pb_OutliersRequest(serializedBytes: request)
+                let fast = OutliersRequestValues.decode(request)
+                if let full {
+                    #expect(fast == full.metrics.map(\.value), "seconds in \(secondsBytes) bytes, nanos in \(nanosBytes)")
+                } else {
+                    #expect(fast == nil, "swift-protobuf refuses \(request)")
+                }
+            }
+        }
+    }
+}
