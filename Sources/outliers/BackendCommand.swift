@@ -19,7 +19,7 @@ struct BackendCommand: ParsableCommand {
     @Option(help: "TCP port (0 picks a free one).")
     var port = 9999
 
-    @Option(help: "Event-loop threads (default: the number of cores).")
+    @Option(help: "Event-loop threads (default: the cores this process may run on).")
     var threads = CoreCount.available
 
     @Option(help: "Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.")

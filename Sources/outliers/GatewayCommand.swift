@@ -12,7 +12,7 @@ struct GatewayOptions: ParsableArguments {
     @Option(help: "Largest request body, in bytes; larger ones get 413 before parsing.")
     var maxBodyBytes = 16 * 1024 * 1024
 
-    @Option(help: "HTTP worker threads (default: the number of cores).")
+    @Option(help: "HTTP worker threads (default: the cores this process may run on).")
     var threads = CoreCount.available
 
     @Option(help: "Close connections idle for this many seconds.")

@@ -39,3 +39,33 @@ import Testing
     var byte: UInt8 = 0
     #expect(try Syscall.nonBlocking("read") { read(fds[0], &byte, 1) } == .wouldBlock)
 }
+
+/// The kernel's own account of this process's allowed processors, /proc/self/status's
+/// Cpus_allowed_list ("0-1", "0,2-3"), counted independently of sched_getaffinity.
+private func cpusAllowedByProc() throws -> Int {
+    let status = String(cString: try #require(readFile("/proc/self/status")))
+    let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") })
+    return try line.dropFirst("Cpus_allowed_list:".count).split(separator: ",").reduce(0) { count, range in
+        let bounds = range.split(separator: "-").map { Int($0.trimmingPrefix(while: \.isWhitespace)) }
+        let low = try #require(bounds.first ?? nil), high = try #require(bounds.last ?? nil)
+        return count + high - low + 1
+    }
+}
+
+private func readFile(_ path: String) -> [CChar]? {
+    guard let file = fopen(path, "r") else { return nil }
+    defer { fclose(file) }
+    var bytes: [CChar] = []
+    var buffer = [CChar](repeating: 0, count: 4096)
+    while true {
+        let count = fread(&buffer, 1, buffer.count, file)
+        if count == 0 { break }
+        bytes += buffer[0..<count]
+    }
+    return bytes + [0]
+}
+
+@Test func coreCountIsTheAffinityMaskNotTheProcessorsOnline() throws {
+    #expect(CoreCount.available == (try cpusAllowedByProc()))
+    #expect(CoreCount.available <= CoreCount.online)
+}

@@ -35,7 +35,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 import make_fixtures  # Tests/fixtures, put on sys.path by conftest
-from conftest import IS_PYTHON, skip_if_python
+from conftest import IS_PYTHON, server_binary, skip_if_python
 
 CALL_TIMEOUT = 30  # seconds, the deadline of any ordinary call
 ARTICLE_TIME = 1590156791  # 2020-05-22T14:13:11Z, the Go client's (single) timestamp
@@ -721,3 +721,21 @@ def test_sigterm_drains_and_exits_zero(server_factory, pb):
             # Only acceptable when the call had not reached the server yet.
             assert err.code() == grpc.StatusCode.UNAVAILABLE, err
     assert rc == 0, f"exit code {rc} after SIGTERM\n{srv.log_tail()}"
+
+
+def test_threads_default_follows_the_affinity_mask():
+    """Pinned to one core (taskset), the servers default to one worker, not one per
+    core online: two workers on one core only take turns."""
+    binary = server_binary()
+    if binary is None:
+        pytest.fail("no server binary: build it (swift build) or set OUTLIERS_BIN")
+    if shutil.which("taskset") is None:
+        pytest.fail("taskset (util-linux) is missing")
+    for command in ("backend", "gateway", "serve"):
+        pinned = subprocess.run(["taskset", "-c", "0", str(binary), command, "--help"],
+                                capture_output=True, text=True, timeout=30)
+        assert pinned.returncode == 0, pinned.stderr
+        options = pinned.stdout.split("OPTIONS:", 1)[-1]
+        threads = re.search(r"--threads <threads>(.*?)(?=\n  --|\Z)", options, re.S)
+        assert threads, pinned.stdout
+        assert "(default: 1)" in " ".join(threads.group(1).split()), threads.group(0)
