@@ -8,9 +8,7 @@ extension Gateway {
     /// media type (empty, `;;;`) names nothing the gateway reads.
     static func bodyFormat(contentType: String?) -> BodyFormat? {
         guard let contentType else { return .json }
-        let mediaType = contentType.split(separator: ";", omittingEmptySubsequences: false).first
-            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        switch mediaType {
+        switch mediaType(contentType[...]) {
         // curl -d sends application/x-www-form-urlencoded; the body is JSON all the same.
         case "application/json", "application/x-www-form-urlencoded", "text/json": return .json
         case "application/x-protobuf", "application/protobuf", "application/vnd.google.protobuf": return .protobuf
@@ -39,7 +37,7 @@ extension Gateway {
         }
         // §6.1: a body whose last coding is not chunked has no length the server can find.
         let codings = inspection.transferEncodings.joined(separator: ",").split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            .map { trimmedLowercase($0) }
         if let last = codings.last, last != "chunked" {
             return "Transfer-Encoding \"\(inspection.transferEncodings.joined(separator: ", "))\" does not end in chunked"
         }
@@ -49,9 +47,31 @@ extension Gateway {
     static func acceptsProtobuf(_ accept: String?) -> Bool {
         guard let accept else { return false }
         return accept.split(separator: ",").contains { part in
-            let mediaType = part.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-            return mediaType == "application/x-protobuf" || mediaType == "application/protobuf"
+            let type = mediaType(part)
+            return type == "application/x-protobuf" || type == "application/protobuf"
         }
+    }
+
+    /// The media type of a Content-Type or of one Accept element: the part before any
+    /// `;`, without the optional whitespace (SP, HTAB: RFC 9110 §5.6.3) around it, in
+    /// lower case. By hand rather than with Foundation's trimming, which showed in
+    /// the gateway's profile at a percent of every request.
+    static func mediaType(_ value: Substring) -> String {
+        let utf8 = value.utf8
+        let end = utf8.firstIndex(of: UInt8(ascii: ";")) ?? utf8.endIndex
+        return trimmedLowercase(utf8[utf8.startIndex..<end])
+    }
+
+    /// A header element without the optional whitespace around it, ASCII letters in
+    /// lower case (the tokens compared against are ASCII).
+    static func trimmedLowercase(_ value: Substring) -> String {
+        trimmedLowercase(value.utf8)
+    }
+
+    private static func trimmedLowercase(_ utf8: Substring.UTF8View) -> String {
+        var bytes = utf8.drop { $0 == 0x20 || $0 == 0x09 }
+        while let last = bytes.last, last == 0x20 || last == 0x09 { bytes = bytes.dropLast() }
+        return String(decoding: bytes.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 
 }

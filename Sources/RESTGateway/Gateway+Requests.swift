@@ -108,10 +108,26 @@ extension Gateway {
         MHD_lookup_connection_value(connection, MHD_ValueKind.HEADER_KIND, name).map { String(cString: $0) }
     }
 
-    private static func makeRequestID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64, low = generator.next() as UInt64
-        return String(format: "%016llx%016llx", high, low)
+    /// 32 hex digits of one 16-byte draw from the kernel's generator. By hand: Foundation's
+    /// `String(format:)` and two draws cost two percent of a request in the profile.
+    static func makeRequestID() -> String {
+        var random: (UInt64, UInt64) = (0, 0)
+        if !withUnsafeMutableBytes(of: &random, KernelRandom.fill) {
+            var generator = SystemRandomNumberGenerator()
+            random = (generator.next(), generator.next())
+        }
+        return hexID(random.0, random.1)
+    }
+
+    static func hexID(_ high: UInt64, _ low: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 32) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            for index in 0..<16 {
+                buffer[index] = digits.utf8Start[Int(high >> UInt64(60 - 4 * index) & 0xF)]
+                buffer[16 + index] = digits.utf8Start[Int(low >> UInt64(60 - 4 * index) & 0xF)]
+            }
+            return 32
+        }
     }
 
     fileprivate func queue(_ response: HTTPResponse, for state: RequestState, on connection: OpaquePointer) -> MHD_Result {

@@ -74,3 +74,24 @@ import Testing
     let message = try dense.withUnsafeBytes { raw in try JSONCodec.transcodeRequest(raw) }
     #expect(GatewayConfiguration.largestMessage(forBodyBytes: dense.count) - message.count <= 12)
 }
+
+@Test func generatedRequestIDsAre32HexDigitsAndDiffer() {
+    #expect(Gateway.hexID(0x0123_4567_89AB_CDEF, 0xFEDC_BA98_7654_3210) == "0123456789abcdeffedcba9876543210")
+    #expect(Gateway.hexID(0, 0) == String(repeating: "0", count: 32))
+    let ids = (0..<100).map { _ in Gateway.makeRequestID() }
+    #expect(Set(ids).count == ids.count)
+    for id in ids {
+        #expect(id.utf8.count == 32 && id.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }, "\(id)")
+        #expect(Gateway.validRequestID(id) == id)
+    }
+}
+
+@Test func mediaTypesDropOptionalWhitespaceAndParametersAndFoldASCIICase() {
+    #expect(Gateway.mediaType(" \tApplication/JSON \t; charset=utf-8") == "application/json")
+    #expect(Gateway.mediaType("text/json") == "text/json")
+    #expect(Gateway.mediaType(";;") == "")
+    #expect(Gateway.mediaType("   ") == "")
+    // Only SP and HTAB are optional whitespace (RFC 9110 §5.6.3); other bytes stay.
+    #expect(Gateway.mediaType("\u{00A0}application/json") == "\u{00A0}application/json")
+    #expect(Gateway.trimmedLowercase(" Chunked ") == "chunked")
+}
