@@ -36,6 +36,7 @@ struct BackendCommand: ParsableCommand {
     func run() throws {
         // Before any server starts: a signal from then on is never lost.
         SignalWaiter.install()
+        HeapTrimThreshold.set(bytes: HeapTrimThreshold.servers)
         let logger = logging.makeLogger("outliers.backend")
         raiseOpenFileLimit(logger: logger)
         let backend = try startBackend(host: host, port: port, threads: threads, maxMessageBytes: maxMessageBytes,

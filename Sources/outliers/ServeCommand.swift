@@ -2,6 +2,7 @@ import ArgumentParser
 import H2GRPC
 import Logging
 import OutliersService
+import POSIXSupport
 import RESTGateway
 
 /// `outliers serve`: the embedded default — backend and gateway in one process,
@@ -42,6 +43,7 @@ struct ServeCommand: ParsableCommand {
     func run() throws {
         // Before any server starts: a signal from then on is never lost.
         SignalWaiter.install()
+        HeapTrimThreshold.set(bytes: HeapTrimThreshold.servers)
         let logger = logging.makeLogger("outliers")
         raiseOpenFileLimit(logger: logger)
         let backend = try startBackend(host: host, port: grpcPort, threads: gateway.threads,

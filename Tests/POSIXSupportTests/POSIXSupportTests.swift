@@ -69,3 +69,7 @@ private func readFile(_ path: String) -> [CChar]? {
     #expect(CoreCount.available == (try cpusAllowedByProc()))
     #expect(CoreCount.available <= CoreCount.online)
 }
+
+@Test func glibcTakesTheServersHeapTrimThreshold() {
+    #expect(HeapTrimThreshold.set(bytes: HeapTrimThreshold.servers))
+}

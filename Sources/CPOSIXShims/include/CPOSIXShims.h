@@ -1,5 +1,6 @@
 #ifndef OUTLIERS_CPOSIXSHIMS_H
 #define OUTLIERS_CPOSIXSHIMS_H
+#include <malloc.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 
