@@ -215,3 +215,42 @@ func timeoutRejectsMalformed(header: String) {
     #expect(log.values == [10, 20, 30, 40, 50])
     #expect(heap.millisecondsUntilNext(now: 100) == -1)
 }
+
+/// The client sends the prefix and the message from two arrays: read into DATA frames
+/// of any size, they make exactly the framed message.
+@Test func clientCallBodyReadsAsTheFramedMessageInAnyChunkSize() {
+    for messageLength in [0, 1, 4, 5, 6, 1000] {
+        let message = (0..<messageLength).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        for chunk in [1, 2, 3, 4, 5, 6, 7, 64, 16384] {
+            let call = ClientCall(path: "/p.S/M", message: message, metadata: [], deadline: nil,
+                                  maximumReceiveMessageLength: 100) { _ in }
+            var sent: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: chunk)
+            while call.bodyOffset < call.bodyCount {
+                let count = buffer.withUnsafeMutableBytes { call.copyBody(into: $0) }
+                #expect(count > 0 && count <= chunk)
+                sent += buffer[0..<count]
+            }
+            #expect(sent == MessageFramer.frame(message), "message of \(messageLength) bytes in chunks of \(chunk)")
+        }
+    }
+}
+
+/// Messages come out of the deframer as they went in, whatever the pieces, and a bad
+/// prefix after complete messages is thrown only once those have been taken.
+@Test func deframerHandsOutEachMessageAndThenTheFailureBehindIt() throws {
+    var deframer = MessageDeframer(maximumMessageLength: 10)
+    let stream = MessageFramer.frame([1, 2, 3]) + MessageFramer.frame([]) + [2, 0, 0, 0, 0]
+    try deframer.append(stream)
+    #expect(try deframer.next() == [1, 2, 3])
+    #expect(try deframer.next() == [])
+    #expect(throws: MessageDeframer.Failure.badFlag(2)) { _ = try deframer.next() }
+    var split = MessageDeframer(maximumMessageLength: 10)
+    for byte in MessageFramer.frame([9, 8, 7, 6]) {
+        #expect(try split.next() == nil)
+        try split.append([byte])
+    }
+    #expect(split.pendingByteCount == 9)
+    #expect(try split.next() == [9, 8, 7, 6])
+    #expect(split.pendingByteCount == 0)
+}

@@ -2,12 +2,18 @@
 /// Confined to the channel's event loop once started.
 final class ClientCall {
     let path: String
-    /// The framed request (5-byte prefix and message).
-    let body: [UInt8]
+    /// The request message, sent after `prefix` (its 5-byte length prefix): kept as the
+    /// caller gave it rather than copied into one framed array, so the message is copied
+    /// only into nghttp2's DATA frames.
+    let requestMessage: [UInt8]
+    let prefix: [UInt8]
+    /// Bytes of the framed request (prefix, then message) in all.
+    var bodyCount: Int { prefix.count + requestMessage.count }
     let metadata: [(name: String, value: String)]
     let deadline: UInt64?
     private let completion: @Sendable (Result<GRPCResponse, RPCError>) -> Void
     var attempts = 0
+    /// How much of the framed request has gone to nghttp2.
     var bodyOffset = 0
     var completed = false
     var cancelRequested = false
@@ -33,7 +39,8 @@ final class ClientCall {
     init(path: String, message: [UInt8], metadata: [(name: String, value: String)], deadline: UInt64?,
          maximumReceiveMessageLength: Int, completion: @escaping @Sendable (Result<GRPCResponse, RPCError>) -> Void) {
         self.path = path
-        self.body = MessageFramer.frame(message)
+        self.requestMessage = message
+        self.prefix = MessageFramer.prefix(length: message.count)
         self.metadata = metadata
         self.deadline = deadline
         self.completion = completion
@@ -100,5 +107,31 @@ final class ClientCall {
                                      message: "HTTP status \(httpStatus) without grpc-status"))
         }
         return .failure(RPCError(code: .internalError, message: "stream ended without grpc-status"))
+    }
+}
+
+extension ClientCall {
+    /// Copies the framed request from `bodyOffset` on into `buffer` (an nghttp2 DATA
+    /// frame's payload): the part of the prefix not yet sent, then the message.
+    func copyBody(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        var copied = 0
+        if bodyOffset < prefix.count {
+            let count = min(buffer.count, prefix.count - bodyOffset)
+            prefix.withUnsafeBytes { raw in
+                buffer.baseAddress!.copyMemory(from: raw.baseAddress! + bodyOffset, byteCount: count)
+            }
+            copied = count
+        }
+        let messageOffset = bodyOffset + copied - prefix.count
+        let count = min(buffer.count - copied, requestMessage.count - messageOffset)
+        if count > 0 {
+            requestMessage.withUnsafeBytes { raw in
+                (buffer.baseAddress! + copied).copyMemory(from: raw.baseAddress! + messageOffset, byteCount: count)
+            }
+            copied += count
+        }
+        bodyOffset += copied
+        assert(bodyOffset <= bodyCount, "ClientCall sent past the end of its request")
+        return copied
     }
 }

@@ -188,12 +188,8 @@ final class ClientConnection: HTTP2Connection {
     override func readBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>) -> Int {
         guard let call = call(streamID) else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         call.sent = true
-        let count = min(buffer.count, call.body.count - call.bodyOffset)
-        call.body.withUnsafeBytes { raw in
-            buffer.baseAddress!.copyMemory(from: raw.baseAddress! + call.bodyOffset, byteCount: count)
-        }
-        call.bodyOffset += count
-        if call.bodyOffset == call.body.count { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
+        let count = call.copyBody(into: buffer)
+        if call.bodyOffset == call.bodyCount { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
         return count
     }
 

@@ -35,57 +35,96 @@
     public let maximumMessageLength: Int
     /// The stream's `grpc-encoding` header, for the status of a compressed message.
     public var messageEncoding: String?
-    private var buffer: [UInt8] = []
-    private var readIndex = 0
+    /// The first bytes of a prefix that has not arrived whole.
+    private var prefix: [UInt8] = []
+    /// The length of the message whose prefix has arrived, while its bytes arrive.
+    private var expectedLength: Int?
+    /// The bytes of that message so far, reserved to its length at once: a message
+    /// is copied once from the DATA frames into its own array, which `next` hands out
+    /// as it is (no copy out of a shared buffer, no regrowth as frames arrive).
+    private var message: [UInt8] = []
+    /// Complete messages not yet taken by `next`, oldest at `readyIndex`.
+    private var ready: [[UInt8]] = []
+    private var readyIndex = 0
+    /// A prefix that failed after complete messages that came before it: thrown once
+    /// those have been taken, as the stream read in order says.
+    private var failure: Failure?
 
     public init(maximumMessageLength: Int) {
         self.maximumMessageLength = maximumMessageLength
     }
 
-    /// Bytes received but not yet part of a complete message.
-    public var pendingByteCount: Int { buffer.count - readIndex }
+    /// Bytes received but not yet taken as messages by `next`.
+    public var pendingByteCount: Int {
+        var count = prefix.count + (expectedLength == nil ? 0 : 5 + message.count)
+        for index in readyIndex..<ready.count { count += 5 + ready[index].count }
+        return count
+    }
 
-    /// Appends received bytes. The length prefix is checked as soon as it is
-    /// complete, so an oversized message is refused before it is buffered.
+    /// Appends received bytes. Each length prefix is checked as soon as it is whole,
+    /// so an oversized message is refused before it is buffered.
     public mutating func append(_ bytes: UnsafeRawBufferPointer) throws(Failure) {
-        buffer.append(contentsOf: bytes)
-        try checkPrefix()
+        var rest = bytes[...]
+        while failure == nil && !rest.isEmpty {
+            if let length = expectedLength {
+                let taken = rest.prefix(length - message.count)
+                message.append(contentsOf: UnsafeRawBufferPointer(rebasing: taken))
+                rest = rest[taken.endIndex...]
+                if message.count == length { completeMessage() }
+            } else {
+                let taken = rest.prefix(5 - prefix.count)
+                prefix.append(contentsOf: UnsafeRawBufferPointer(rebasing: taken))
+                rest = rest[taken.endIndex...]
+                if prefix.count == 5 { startMessage() }
+            }
+        }
+        if let failure, readyIndex == ready.count { throw failure }
     }
 
     public mutating func append(_ bytes: [UInt8]) throws(Failure) {
-        buffer.append(contentsOf: bytes)
-        try checkPrefix()
+        let result = bytes.withUnsafeBytes { raw in Result { () throws(Failure) in try self.append(raw) } }
+        try result.get()
     }
 
     /// The next complete message, if one has arrived.
     public mutating func next() throws(Failure) -> [UInt8]? {
-        guard let length = try checkPrefix(), pendingByteCount >= 5 + length else { return nil }
-        let start = readIndex + 5
-        let message = Array(buffer[start..<start + length])
-        readIndex = start + length
-        if readIndex == buffer.count {
-            buffer.removeAll(keepingCapacity: buffer.capacity <= 64 * 1024)
-            readIndex = 0
-        } else if readIndex > 64 * 1024 && readIndex * 2 > buffer.count {
-            buffer.removeFirst(readIndex)
-            readIndex = 0
+        guard readyIndex < ready.count else {
+            if let failure { throw failure }
+            return nil
         }
-        return message
+        let next = ready[readyIndex]
+        ready[readyIndex] = []
+        readyIndex += 1
+        if readyIndex == ready.count {
+            ready.removeAll(keepingCapacity: true)
+            readyIndex = 0
+        }
+        return next
     }
 
-    /// Validates the prefix of the next message; its length once the prefix is whole.
-    @discardableResult
-    private func checkPrefix() throws(Failure) -> Int? {
-        guard pendingByteCount >= 5 else { return nil }
-        let flag = buffer[readIndex]
-        guard flag <= 1 else { throw .badFlag(flag) }
-        guard flag == 0 else { throw .compressed(encoding: messageEncoding) }
-        let length = Int(buffer[readIndex + 1]) << 24 | Int(buffer[readIndex + 2]) << 16
-            | Int(buffer[readIndex + 3]) << 8 | Int(buffer[readIndex + 4])
-        guard length <= maximumMessageLength else {
-            throw .tooLarge(length: length, limit: maximumMessageLength)
+    /// The prefix is whole: validate it and make room for its message.
+    private mutating func startMessage() {
+        let flag = prefix[0]
+        let length = Int(prefix[1]) << 24 | Int(prefix[2]) << 16 | Int(prefix[3]) << 8 | Int(prefix[4])
+        if flag > 1 {
+            failure = .badFlag(flag)
+        } else if flag == 1 {
+            failure = .compressed(encoding: messageEncoding)
+        } else if length > maximumMessageLength {
+            failure = .tooLarge(length: length, limit: maximumMessageLength)
         }
-        return length
+        guard failure == nil else { return }
+        prefix.removeAll(keepingCapacity: true)
+        expectedLength = length
+        message = []
+        message.reserveCapacity(length)
+        if length == 0 { completeMessage() }
+    }
+
+    private mutating func completeMessage() {
+        ready.append(message)
+        message = []
+        expectedLength = nil
     }
 }
 
@@ -100,12 +139,15 @@
     }
 
     public static func appendFrame(_ message: [UInt8], to output: inout [UInt8]) {
-        let length = UInt32(truncatingIfNeeded: message.count)
-        output.append(0)
-        output.append(UInt8(truncatingIfNeeded: length >> 24))
-        output.append(UInt8(truncatingIfNeeded: length >> 16))
-        output.append(UInt8(truncatingIfNeeded: length >> 8))
-        output.append(UInt8(truncatingIfNeeded: length))
+        output.append(contentsOf: prefix(length: message.count))
         output.append(contentsOf: message)
+    }
+
+    /// The 5-byte prefix of an uncompressed message of `length` bytes.
+    public static func prefix(length: Int) -> [UInt8] {
+        precondition(length >= 0 && length <= Int(UInt32.max), "a gRPC message of \(length) bytes")
+        let length = UInt32(length)
+        return [0, UInt8(truncatingIfNeeded: length >> 24), UInt8(truncatingIfNeeded: length >> 16),
+                UInt8(truncatingIfNeeded: length >> 8), UInt8(truncatingIfNeeded: length)]
     }
 }
