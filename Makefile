@@ -16,7 +16,7 @@ SERVE_ARGS ?=
 FUZZ_SECONDS ?= 300
 FUZZ_SMOKE_SECONDS ?= 5
 
-.PHONY: help deps apt venv build release serve test test-swift test-interop test-sanitize check-generated bench soak \
+.PHONY: help deps apt venv build release serve test test-swift test-interop test-sanitize check-generated bench bench-peers soak \
         generate clean fuzz-build fuzz fuzz-smoke
 
 help:
@@ -24,6 +24,7 @@ help:
 	@echo "make test    install what is missing, build, run every test"
 	@echo "make test-sanitize   the Swift tests under ThreadSanitizer, then AddressSanitizer"
 	@echo "make fuzz    every libFuzzer target for FUZZ_SECONDS (300) each; make fuzz-smoke: a few seconds each"
+	@echo "make bench-peers   ours and the Go and Python peers side by side (benchmarks/README.md)"
 	@echo "make deps | build | release | bench | soak | generate | clean"
 
 deps: apt venv
@@ -108,6 +109,12 @@ fuzz-smoke: fuzz-build
 
 bench: deps release
 	$(RELEASE_BIN) bench
+
+# Ours against grpc-go, grpc-gateway v1.6.4, a Go encoding/json proxy and the article's
+# Python server, in one run (benchmarks/README.md; about 10 minutes with R=3).
+bench-peers: deps release
+	benchmarks/peers/setup.sh
+	benchmarks/side-by-side.sh
 
 # 1,000,000 requests (SOAK_REQUESTS) through `outliers serve` with wrk: fails on a wrong
 # answer, 10 MiB of resident memory growth, or descriptors left open. `make test` runs
