@@ -2,11 +2,17 @@ import Foundation
 
 /// The report's output formats.
 public enum ReportFormat: String, Sendable, CaseIterable {
-    case table, json, csv, markdown
+    /// Two tables that fit 120 columns: sizes, then one row per codec and operation.
+    case table
+    /// Every figure of a codec on one line (about 190 columns), with the method text.
+    case wide
+    case json, csv, markdown
 
-    public func render(_ report: BenchReport) -> String {
+    /// `verbose` adds the method text to the table (the wide table always has it).
+    public func render(_ report: BenchReport, verbose: Bool = false) -> String {
         switch self {
-        case .table: return TableFormat.render(report)
+        case .table: return CompactTableFormat.render(report, verbose: verbose)
+        case .wide: return TableFormat.render(report)
         case .json: return JSONFormat.render(report)
         case .csv: return CSVFormat.render(report)
         case .markdown: return MarkdownFormat.render(report)
@@ -184,6 +190,110 @@ extension String {
         var copy = self
         while copy.last == " " { copy.removeLast() }
         return copy
+    }
+}
+
+// MARK: - Compact table
+
+/// The default table: at most `width` columns, so it reads in a terminal and pastes
+/// into an issue. Sizes per codec and message first, then one row per codec and
+/// operation; the preamble and notes wrapped to the width, the method text only
+/// when asked for.
+enum CompactTableFormat {
+    static let width = 120
+
+    static func render(_ report: BenchReport, verbose: Bool) -> String {
+        var output = "outliers bench: JSON against protobuf, size and speed\n"
+        var preamble = Cells.preamble(report)
+        if !verbose {
+            let methodLabels: Set = ["method", "allocations", "columns"]
+            preamble.removeAll { methodLabels.contains($0.0) }
+        }
+        let labelWidth = (preamble.map(\.0.count).max() ?? 0) + 2
+        for (label, text) in preamble {
+            output += wrap(text, firstPrefix: (label + ":").padding(toLength: labelWidth, withPad: " ", startingAt: 0),
+                           prefix: String(repeating: " ", count: labelWidth))
+        }
+        if !verbose { output += "(--verbose: how it is measured; --format wide: every figure of a codec on one line)\n" }
+
+        let blocks = Cells.blocks(report.results)
+        output += "\nsize of the encoded message (gzip: zlib level 6; ×pb: over protobuf binary, same message)\n"
+        var sizeRows: [[String]?] = []
+        for block in blocks {
+            sizeRows.append(nil)
+            for result in block.rows where result.role == .codec {
+                sizeRows.append([result.title, Number.bytes(result.bytes), Number.bytes(result.gzipBytes),
+                                 Number.ratio(result.sizeRatio)])
+            }
+        }
+        output += table(headers: ["codec", "bytes", "gzip", "×pb"], leftColumns: 1, rows: sizeRows,
+                        titles: blocks.map(\.title))
+
+        output += "\ntime per message: median of the rounds (p10–p90); ns/item per metric or index; ×pb: over protobuf binary\n"
+        var timeRows: [[String]?] = []
+        for block in blocks {
+            timeRows.append(nil)
+            for result in block.rows {
+                for operation in BenchOperation.allCases {
+                    guard let figures = result.operation(operation) else { continue }
+                    timeRows.append([result.title, operation.rawValue, Number.timing(figures.timing),
+                                     figures.nanosecondsPerItem.map(Number.significant) ?? "—",
+                                     Number.significant(figures.megabytesPerSecond),
+                                     Number.allocations(figures.allocations), Number.ratio(figures.ratioToProtobuf)])
+                }
+            }
+        }
+        output += table(headers: ["codec", "op", "time (p10–p90)", "ns/item", "MB/s", "allocs", "×pb"], leftColumns: 2,
+                        rows: timeRows, titles: blocks.map(\.title))
+
+        let notes = report.notes
+        if !notes.isEmpty {
+            output += "\nnotes:\n" + notes.map { wrap($0, firstPrefix: "- ", prefix: "  ") }.joined()
+        }
+        output += "\n" + wrap(report.summary.map { $0.line }
+            ?? "n/a (no request timed with both protobuf binary and a JSON codec)", firstPrefix: "summary: ", prefix: "  ")
+        return output
+    }
+
+    /// Aligned columns; a nil row starts the next block, under its title.
+    private static func table(headers: [String], leftColumns: Int, rows: [[String]?], titles: [String]) -> String {
+        var widths = headers.map(\.count)
+        for case let row? in rows { for (column, cell) in row.enumerated() { widths[column] = max(widths[column], cell.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { column, cell in
+                let padding = String(repeating: " ", count: max(0, widths[column] - cell.count))
+                return column < leftColumns ? cell + padding : padding + cell
+            }.joined(separator: "  ").trimmingTrailingSpaces() + "\n"
+        }
+        var output = line(headers)
+        var titleIndex = 0
+        for row in rows {
+            if let row {
+                output += line(row)
+            } else {
+                output += "· \(titles[titleIndex])\n"
+                titleIndex += 1
+            }
+        }
+        return output
+    }
+
+    /// `text` in lines of at most `width` columns, broken at spaces (a word longer than a
+    /// line stays whole), the first line after `firstPrefix`, the others after `prefix`.
+    static func wrap(_ text: String, firstPrefix: String, prefix: String) -> String {
+        var output = ""
+        var line = firstPrefix
+        var lineHasWord = false
+        for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+            if lineHasWord && line.count + 1 + word.count > width {
+                output += line + "\n"
+                line = prefix
+                lineHasWord = false
+            }
+            line += (lineHasWord ? " " : "") + word
+            lineHasWord = true
+        }
+        return output + line + "\n"
     }
 }
 

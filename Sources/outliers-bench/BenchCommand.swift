@@ -67,8 +67,11 @@ struct BenchCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Count heap allocations per operation.")
     var countAllocations = true
 
-    @Option(help: "Output format: table, json, csv or markdown.")
+    @Option(help: "Output format: table (fits 120 columns), wide (every figure of a codec on one line), json, csv or markdown.")
     var format: ReportFormat = .table
+
+    @Flag(help: "Add to the table how it is measured: rounds, the allocation count, the columns.")
+    var verbose = false
 
     @Option(help: ArgumentHelp("Write the report to FILE instead of standard output.", valueName: "FILE"))
     var output: String?
@@ -124,7 +127,7 @@ struct BenchCommand: ParsableCommand {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode.failure
         }
-        let text = format.render(report)
+        let text = format.render(report, verbose: verbose)
         do {
             if let output {
                 try Data(text.utf8).write(to: URL(fileURLWithPath: output))

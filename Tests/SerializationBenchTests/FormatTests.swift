@@ -174,8 +174,8 @@ func parseCSV(_ text: String) -> [[String]] {
     #expect(text.contains("**Summary:** protobuf 7.9× faster to encode"))
 }
 
-@Test func tableIsAlignedAndEndsWithTheSummary() {
-    let text = ReportFormat.table.render(syntheticReport())
+@Test func wideTableIsAlignedAndEndsWithTheSummary() {
+    let text = ReportFormat.wide.render(syntheticReport())
     let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
     #expect(lines.first == "outliers bench: JSON against protobuf, size and speed")
     #expect(lines.contains { $0.hasPrefix("machine:") && $0.contains("2 cores, Test CPU @ 1.00GHz") })
@@ -195,6 +195,51 @@ func parseCSV(_ text: String) -> [[String]] {
     }
     #expect(text.contains("· request, 10 metrics") && text.contains("· response to 1,000 metrics (1 index)"))
     #expect(text.contains("skipped, a reason, with a comma"))
+}
+
+@Test func defaultTableFitsOneHundredTwentyColumnsWithEveryFigure() {
+    let report = syntheticReport()
+    for verbose in [false, true] {
+        let text = ReportFormat.table.render(report, verbose: verbose)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        for line in lines { #expect(line.count <= 120, "\(line.count) columns: \(line)") }
+        #expect(lines.first == "outliers bench: JSON against protobuf, size and speed")
+        #expect(lines.contains { $0.hasPrefix("machine:") && $0.contains("2 cores, Test CPU @ 1.00GHz") })
+        #expect(lines.contains { $0.hasPrefix("method:") } == verbose)
+        // One row per codec and operation, each with the figures the wide table has.
+        let wide = ReportFormat.wide.render(report)
+        for result in report.results {
+            for operation in BenchOperation.allCases {
+                guard let figures = result.operation(operation) else { continue }
+                let row = lines.first { $0.hasPrefix(result.title + " ") && $0.contains(" \(operation.rawValue) ")
+                    && $0.contains(Number.timing(figures.timing)) }
+                #expect(row != nil, "no \(operation) row for \(result.title) with \(Number.timing(figures.timing))")
+                if let row {
+                    #expect(row.hasSuffix(Number.ratio(figures.ratioToProtobuf)))
+                    #expect(row.contains(Number.significant(figures.megabytesPerSecond)))
+                    #expect(wide.contains(Number.timing(figures.timing)))
+                }
+            }
+            if result.role == .codec, let bytes = result.bytes {
+                #expect(lines.contains { $0.hasPrefix(result.title + " ") && $0.contains(Number.bytes(bytes))
+                    && $0.hasSuffix(Number.ratio(result.sizeRatio)) }, "no size row for \(result.title)")
+            }
+        }
+        #expect(text.contains("· request, 10 metrics") && text.contains("· response to 1,000 metrics (1 index)"))
+        // The summary, wrapped, keeps every word.
+        let summary = text.components(separatedBy: "summary: ").last!.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(summary == report.summary!.line.split(whereSeparator: \.isWhitespace).joined(separator: " "))
+    }
+}
+
+@Test func wrappingBreaksAtSpacesWithinTheWidth() {
+    let words = (1...60).map { "word\($0)" }.joined(separator: " ")
+    let wrapped = CompactTableFormat.wrap(words, firstPrefix: "label: ", prefix: "       ")
+    let lines = wrapped.split(separator: "\n").map(String.init)
+    #expect(lines.count > 1)
+    #expect(lines.allSatisfy { $0.count <= CompactTableFormat.width })
+    #expect(lines[0].hasPrefix("label: word1 ") && lines.dropFirst().allSatisfy { $0.hasPrefix("       word") })
+    #expect(lines.map { $0.dropFirst(7) }.joined(separator: " ") == words)
 }
 
 // MARK: SVG

@@ -74,7 +74,17 @@ def test_bench_quick_csv_markdown_table_and_chart(tmp_path):
     assert root.tag.endswith("svg")
     result = run("bench", "--quick")
     assert result.returncode == 0, result.stderr
-    assert "(article: about 7.5× faster, about 4× smaller)" in result.stdout
+    # The default table fits 120 columns; lines are wrapped, so words are compared.
+    widths = [len(line) for line in result.stdout.splitlines()]
+    assert max(widths) <= 120, max(widths)
+    assert "(article: about 7.5× faster, about 4× smaller)" in " ".join(result.stdout.split())
+    assert "method:" not in result.stdout
+    verbose = run("bench", "--quick", "--verbose")
+    assert verbose.returncode == 0 and "method:" in verbose.stdout, verbose.stderr
+    assert max(len(line) for line in verbose.stdout.splitlines()) <= 120
+    wide = run("bench", "--quick", "--format", "wide")
+    assert wide.returncode == 0, wide.stderr
+    assert "encode, per message" in wide.stdout and "method:" in wide.stdout
 
 
 def test_bench_refuses_to_time_a_debug_build():
