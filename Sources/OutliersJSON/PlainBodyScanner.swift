@@ -7,9 +7,12 @@ import Glibc
 /// article's 72 KB body on this machine); this scanner reads the same bytes in a
 /// fraction of that. It accepts only a strict subset of JSON: ASCII strings without
 /// escapes, the keys `metrics`, `time`, `name` and `value` each at most once, numbers
-/// in JSON's grammar, nulls, and "NaN"/"Infinity"/"-Infinity" as values. On anything
-/// else it returns nil and jansson decides, with the precise error when there is
-/// one. So it can only ever answer what jansson would.
+/// in JSON's grammar (read by `DecimalParser`, which gives strtod's double, as
+/// jansson has), nulls, and as values of doubles what proto3 JSON allows: numbers,
+/// "NaN"/"Infinity"/"-Infinity", and numbers in strings ("1.5"). Bare arrays hold
+/// metric objects or those values, as their first element decides. On anything else
+/// it returns nil and jansson decides, with the precise error when there is one. So
+/// it can only ever answer what jansson would.
 enum PlainBodyScanner {
     /// What one pass made of a body.
     enum Outcome {
@@ -27,91 +30,145 @@ enum PlainBodyScanner {
     }
 
     static func transcode(_ body: UnsafeRawBufferPointer, limit: Int) -> Outcome {
-        var writer = ProtobufMetricWriter(capacity: body.count / 2, limit: limit)
-        guard let bytes = scan(body, into: &writer) else {
+        // An empty body has no base address, and jansson words its error.
+        guard let base = body.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return .declined }
+        // The protobuf is about a third of a body of metric objects; a bare array of
+        // short numbers can take more than its body, and the writer grows then.
+        var writer = ProtobufMetricWriter(capacity: body.count / 2 + 64, limit: limit)
+        defer { writer.deallocate() }
+        var cursor = Cursor(start: base, end: base + body.count)
+        guard scan(&cursor, into: &writer) else {
             return writer.exceeded ? .messageTooLarge : .declined
         }
-        return .message(bytes)
+        return .message(writer.takeOutput())
     }
 
-    private static func scan(_ body: UnsafeRawBufferPointer, into writer: inout ProtobufMetricWriter) -> [UInt8]? {
-        var scanner = Cursor(body)
-        scanner.skipWhitespace()
-        switch scanner.peek {
+    private static func scan(_ cursor: inout Cursor, into writer: inout ProtobufMetricWriter) -> Bool {
+        cursor.skipWhitespace()
+        switch cursor.peek {
         case UInt8(ascii: "{"):
-            scanner.advance()
-            scanner.skipWhitespace()
-            if scanner.peek != UInt8(ascii: "}") {
-                guard scanner.key() == .metrics, scanner.colon() else { return nil }
-                if scanner.literal("null") {
+            cursor.advance()
+            cursor.skipWhitespace()
+            if cursor.peek != UInt8(ascii: "}") {
+                guard cursor.key() == .metrics, cursor.colon() else { return false }
+                if cursor.null() {
                     // "metrics": null is no metrics.
                 } else {
-                    guard scanner.metrics(into: &writer, bare: false) else { return nil }
+                    guard cursor.metrics(into: &writer, bare: false) else { return false }
                 }
-                scanner.skipWhitespace()
+                cursor.skipWhitespace()
             }
-            guard scanner.peek == UInt8(ascii: "}") else { return nil }
-            scanner.advance()
+            guard cursor.peek == UInt8(ascii: "}") else { return false }
+            cursor.advance()
         case UInt8(ascii: "["):
-            guard scanner.metrics(into: &writer, bare: true) else { return nil }
+            guard cursor.metrics(into: &writer, bare: true) else { return false }
         default:
-            return nil
+            return false
         }
-        scanner.skipWhitespace()
-        return scanner.atEnd ? writer.output : nil
+        cursor.skipWhitespace()
+        return cursor.atEnd
     }
 
     enum Key { case metrics, time, name, value }
 
+    /// The bytes read so far and the rest, through raw pointers: every read is after
+    /// a check against `end` (or `peek`, which gives 0 there).
     struct Cursor {
-        let bytes: UnsafeRawBufferPointer
-        var index = 0
-        /// The last time string parsed, and its value.
-        var lastTime: (text: UnsafeRawBufferPointer, value: (seconds: Int64, nanos: Int32))?
+        var p: UnsafePointer<UInt8>
+        let end: UnsafePointer<UInt8>
+        /// The last time string parsed (its bytes in the body, between the quotes),
+        /// and its value: clients often stamp every metric alike (the article's does).
+        var lastTime: (text: UnsafePointer<UInt8>, count: Int, value: (seconds: Int64, nanos: Int32))?
 
-        init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+        init(start: UnsafePointer<UInt8>, end: UnsafePointer<UInt8>) {
+            precondition(start <= end)
+            p = start
+            self.end = end
+        }
 
-        var atEnd: Bool { index >= bytes.count }
+        @inline(__always) var atEnd: Bool { p >= end }
         /// The current byte, or 0 at the end (0 never starts a valid token).
-        var peek: UInt8 { index < bytes.count ? bytes[index] : 0 }
+        @inline(__always) var peek: UInt8 { p < end ? p.pointee : 0 }
 
-        mutating func advance() { index += 1 }
+        @inline(__always) mutating func advance() { p += 1 }
 
+        @inline(__always)
         mutating func skipWhitespace() {
-            while index < bytes.count {
-                switch bytes[index] {
-                case 0x20, 0x0A, 0x0D, 0x09: index += 1
+            while p < end {
+                switch p.pointee {
+                case 0x20, 0x0A, 0x0D, 0x09: p += 1
                 default: return
                 }
             }
         }
 
-        mutating func literal(_ text: StaticString) -> Bool {
-            let count = text.utf8CodeUnitCount
-            guard bytes.count - index >= count, memcmp(bytes.baseAddress! + index, text.utf8Start, count) == 0 else {
-                return false
-            }
-            index += count
+        /// The next 8 bytes as a little-endian word; only when 8 are left.
+        @inline(__always)
+        func word() -> UInt64 {
+            assert(end - p >= 8)
+            return UInt64(littleEndian: UnsafeRawPointer(p).loadUnaligned(as: UInt64.self))
+        }
+
+        /// `null`, consumed when there.
+        @inline(__always)
+        mutating func null() -> Bool {
+            guard end - p >= 4,
+                  UInt32(littleEndian: UnsafeRawPointer(p).loadUnaligned(as: UInt32.self)) == Self.nullWord else { return false }
+            p += 4
             return true
         }
 
-        /// A plain string: printable ASCII, no escapes. Returns its bytes.
-        mutating func plainString() -> UnsafeRawBufferPointer? {
-            guard peek == UInt8(ascii: "\"") else { return nil }
-            let start = index + 1
-            var end = start
-            while end < bytes.count {
-                let byte = bytes[end]
-                if byte == UInt8(ascii: "\"") { break }
-                guard byte >= 0x20, byte < 0x7F, byte != UInt8(ascii: "\\") else { return nil }
-                end += 1
-            }
-            guard end < bytes.count else { return nil }
-            index = end + 1
-            return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+        @inline(__always)
+        mutating func literal(_ text: StaticString) -> Bool {
+            let count = text.utf8CodeUnitCount
+            guard end - p >= count, memcmp(p, text.utf8Start, count) == 0 else { return false }
+            p += count
+            return true
         }
 
+        // The words of `"time"`, `"name"`, `"value"` (quotes included) and `null`, their
+        // first byte lowest, to compare a key or a null with one load.
+        @inline(__always) static var nullWord: UInt32 { 0x6C6C_756E }
+        @inline(__always) static var quotedTimeWord: UInt64 { 0x2265_6D69_7422 }
+        @inline(__always) static var quotedNameWord: UInt64 { 0x2265_6D61_6E22 }
+        @inline(__always) static var quotedValueWord: UInt64 { 0x22_6575_6C61_7622 }
+
+        /// A plain string: printable ASCII, no escapes. Returns its bytes, between the quotes.
+        @inline(__always)
+        mutating func plainString() -> UnsafeRawBufferPointer? {
+            guard peek == UInt8(ascii: "\"") else { return nil }
+            let start = p + 1
+            var q = start
+            while q < end {
+                let byte = q.pointee
+                if byte == UInt8(ascii: "\"") { break }
+                guard byte >= 0x20, byte < 0x7F, byte != UInt8(ascii: "\\") else { return nil }
+                q += 1
+            }
+            guard q < end else { return nil }
+            p = q + 1
+            return UnsafeRawBufferPointer(start: start, count: q - start)
+        }
+
+        @inline(__always)
         mutating func key() -> Key? {
+            // The three metric keys in one load each: a plain string is exactly `time`
+            // when its quote, these four bytes and its closing quote are there.
+            if end - p >= 8 {
+                let word = word()
+                if word & 0xFFFF_FFFF_FFFF == Self.quotedTimeWord {
+                    p += 6
+                    return .time
+                }
+                if word & 0xFFFF_FFFF_FFFF == Self.quotedNameWord {
+                    p += 6
+                    return .name
+                }
+                if word & 0xFF_FFFF_FFFF_FFFF == Self.quotedValueWord {
+                    p += 7
+                    return .value
+                }
+            }
             guard let text = plainString() else { return nil }
             func equals(_ literal: StaticString) -> Bool {
                 text.count == literal.utf8CodeUnitCount && memcmp(text.baseAddress!, literal.utf8Start, text.count) == 0
@@ -124,6 +181,7 @@ enum PlainBodyScanner {
             }
         }
 
+        @inline(__always)
         mutating func colon() -> Bool {
             skipWhitespace()
             guard peek == UInt8(ascii: ":") else { return false }
@@ -132,7 +190,8 @@ enum PlainBodyScanner {
             return true
         }
 
-        /// `[` element (`,` element)* `]`: metric objects, or (bare arrays only) all numbers.
+        /// `[` element (`,` element)* `]`: metric objects, or (bare arrays only) values
+        /// of doubles, as the first element decides (jansson's path decides so too).
         mutating func metrics(into writer: inout ProtobufMetricWriter, bare: Bool) -> Bool {
             guard peek == UInt8(ascii: "[") else { return false }
             advance()
@@ -148,7 +207,7 @@ enum PlainBodyScanner {
                 if objects {
                     guard peek == UInt8(ascii: "{"), metric(into: &writer) else { return false }
                 } else {
-                    guard let value = number() else { return false }
+                    guard let value = doubleValue() else { return false }
                     writer.append(time: nil, name: nil, value: value)
                 }
                 if writer.exceeded { return false }
@@ -174,22 +233,14 @@ enum PlainBodyScanner {
                 while true {
                     skipWhitespace()
                     guard let key = key(), colon() else { return false }
-                    let isNull = literal("null")
+                    let isNull = null()
                     switch key {
                     case .time:
                         guard !seen.time else { return false }
                         seen.time = true
                         if !isNull {
-                            guard let text = plainString() else { return false }
-                            // Clients often stamp every metric alike (the article's does).
-                            if let cached = lastTime, cached.text.count == text.count,
-                               memcmp(cached.text.baseAddress!, text.baseAddress!, text.count) == 0 {
-                                time = cached.value
-                            } else {
-                                guard let parsed = RFC3339.parse(text) else { return false }
-                                lastTime = (text, parsed)
-                                time = parsed
-                            }
+                            guard let parsed = timeValue() else { return false }
+                            time = parsed
                         }
                     case .name:
                         guard !seen.name else { return false }
@@ -202,15 +253,8 @@ enum PlainBodyScanner {
                         guard !seen.value else { return false }
                         seen.value = true
                         if !isNull {
-                            if peek == UInt8(ascii: "\"") {
-                                if literal("\"NaN\"") { value = .nan }
-                                else if literal("\"Infinity\"") { value = .infinity }
-                                else if literal("\"-Infinity\"") { value = -.infinity }
-                                else { return false }
-                            } else {
-                                guard let number = number() else { return false }
-                                value = number
-                            }
+                            guard let number = doubleValue() else { return false }
+                            value = number
                         }
                     case .metrics:
                         return false
@@ -229,70 +273,60 @@ enum PlainBodyScanner {
             return true
         }
 
-        /// A number in JSON's grammar, converted with strtod as jansson does
-        /// (JSON_DECODE_INT_AS_REAL); nil for anything else or an overflow.
-        mutating func number() -> Double? {
-            let start = index
-            if peek == UInt8(ascii: "-") { advance() }
-            let integerStart = index
-            while peek >= 0x30 && peek <= 0x39 { advance() }
-            let integerDigits = index - integerStart
-            guard integerDigits > 0, !(integerDigits > 1 && bytes[integerStart] == 0x30) else { return nil }
-            if peek == UInt8(ascii: ".") {
-                advance()
-                let fractionStart = index
-                while peek >= 0x30 && peek <= 0x39 { advance() }
-                guard index > fractionStart else { return nil }
+        /// A time string, as `RFC3339.check` reads it; the same bytes as the last one
+        /// are not parsed again.
+        @inline(__always)
+        mutating func timeValue() -> (seconds: Int64, nanos: Int32)? {
+            guard peek == UInt8(ascii: "\"") else { return nil }
+            if let cached = lastTime, end - p > cached.count + 1,
+               (p + 1 + cached.count).pointee == UInt8(ascii: "\""),
+               Self.equalBytes(p + 1, cached.text, cached.count) {
+                // The cached text was a plain string, so these same bytes are one too.
+                p += cached.count + 2
+                return cached.value
             }
-            if peek == UInt8(ascii: "e") || peek == UInt8(ascii: "E") {
-                advance()
-                if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { advance() }
-                let exponentStart = index
-                while peek >= 0x30 && peek <= 0x39 { advance() }
-                guard index > exponentStart else { return nil }
-            }
-            let length = index - start
-            guard length < 64 else { return nil }  // long numbers: jansson's path
-            if let exact = Self.exactDouble(UnsafeRawBufferPointer(rebasing: bytes[start..<index])) { return exact }
-            return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer -> Double? in
-                UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: bytes.baseAddress! + start, byteCount: length)
-                buffer[length] = 0
-                let value = strtod(buffer.baseAddress!, nil)
-                return value.isFinite ? value : nil
-            }
+            guard let text = plainString(), let parsed = RFC3339.parse(text) else { return nil }
+            lastTime = (text.baseAddress!.assumingMemoryBound(to: UInt8.self), text.count, parsed)
+            return parsed
         }
 
-        /// Clinger's fast path: when the digits, read as an integer, fit in 53 bits
-        /// and the power of ten is at most 22, both are exact doubles and one IEEE
-        /// multiplication or division rounds correctly: the same double strtod gives,
-        /// for a fraction of the cost. nil sends the number to strtod.
-        static func exactDouble(_ text: UnsafeRawBufferPointer) -> Double? {
-            var mantissa: UInt64 = 0
-            var digits = 0
-            var exponent = 0
-            var i = 0
-            let negative = text.first == UInt8(ascii: "-")
-            if negative { i = 1 }
-            var seenPoint = false
-            while i < text.count {
-                let byte = text[i]
-                if byte >= 0x30 && byte <= 0x39 {
-                    if mantissa != 0 || byte != 0x30 { digits += 1 }
-                    guard digits <= 19 else { return nil }  // no UInt64 overflow
-                    mantissa = mantissa * 10 + UInt64(byte - 0x30)
-                    if seenPoint { exponent -= 1 }
-                } else if byte == UInt8(ascii: ".") {
-                    seenPoint = true
-                } else {
-                    break  // an exponent part: let strtod do it
-                }
-                i += 1
+        /// The first `count` bytes at `a` and `b` are equal (a time string is about 20
+        /// bytes: a few word compares, no call).
+        @inline(__always)
+        static func equalBytes(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+            var offset = 0
+            while count - offset >= 8 {
+                if UnsafeRawPointer(a + offset).loadUnaligned(as: UInt64.self)
+                    != UnsafeRawPointer(b + offset).loadUnaligned(as: UInt64.self) { return false }
+                offset += 8
             }
-            guard i == text.count, exponent >= -22, mantissa <= 1 << 53 else { return nil }
-            let powers: [Double] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
-                                    1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22]
-            let value = Double(mantissa) / powers[-exponent]
-            return negative ? -value : value
+            while offset < count {
+                if a[offset] != b[offset] { return false }
+                offset += 1
+            }
+            return true
+        }
+
+        /// A double as proto3 JSON writes one, as jansson's path reads it: a JSON
+        /// number (nil when it overflows, which jansson refuses), "NaN", "Infinity",
+        /// "-Infinity", or a JSON number in a string (nil when not finite, which the
+        /// full decoder refuses too).
+        @inline(__always)
+        mutating func doubleValue() -> Double? {
+            if peek == UInt8(ascii: "\"") {
+                if let number = DecimalParser.parse(p + 1, end), number.end < end,
+                   number.end.pointee == UInt8(ascii: "\""), number.value.isFinite {
+                    p = number.end + 1
+                    return number.value
+                }
+                if literal("\"NaN\"") { return .nan }
+                if literal("\"Infinity\"") { return .infinity }
+                if literal("\"-Infinity\"") { return -.infinity }
+                return nil
+            }
+            guard let number = DecimalParser.parse(p, end), number.value.isFinite else { return nil }
+            p = number.end
+            return number.value
         }
     }
 }

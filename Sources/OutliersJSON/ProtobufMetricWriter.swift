@@ -7,75 +7,122 @@ import OutliersProto
 /// With a `limit`, the writer stops at the first metric that would take the output
 /// past it and sets `exceeded`: the caller stops converting, so memory is bounded by
 /// the limit, not by the body.
+///
+/// The bytes go through a pointer into a buffer of its own, each metric's size
+/// computed first and the room for it made before any byte is written (an Array's
+/// per-byte append checks capacity and uniqueness every time). The owner calls
+/// `deallocate` when done, after `takeOutput` if it wants the bytes.
 struct ProtobufMetricWriter {
     private typealias Metric = OutliersWire.Metric
     private typealias Timestamp = OutliersWire.Timestamp
     private typealias WireType = OutliersWire.WireType
-    private(set) var output: [UInt8] = []
-    private var metric: [UInt8] = []
+    private var base: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    /// Bytes written, at the start of `base`.
+    private(set) var count = 0
     let limit: Int
     /// A metric did not fit under `limit`; nothing more is written.
     private(set) var exceeded = false
 
     init(capacity: Int, limit: Int = .max) {
         self.limit = limit
-        output.reserveCapacity(min(capacity, limit))
-        metric.reserveCapacity(64)
+        self.capacity = max(64, min(capacity, limit))
+        base = .allocate(capacity: self.capacity)
     }
 
+    func deallocate() {
+        base.deallocate()
+    }
+
+    /// A copy of the bytes written.
+    func takeOutput() -> [UInt8] {
+        Array(UnsafeBufferPointer(start: base, count: count))
+    }
+
+    @inline(__always)
     mutating func append(time: (seconds: Int64, nanos: Int32)?, name: UnsafeRawBufferPointer?, value: Double) {
         guard !exceeded else { return }
-        metric.removeAll(keepingCapacity: true)
+        let nameCount = name?.count ?? 0
+        var timeLength = 0
         if let time {
-            var length = 0
-            if time.seconds != 0 { length += 1 + Self.varintSize(UInt64(bitPattern: time.seconds)) }
-            if time.nanos != 0 { length += 1 + Self.varintSize(UInt64(bitPattern: Int64(time.nanos))) }
-            metric.append(OutliersWire.key(Metric.time, WireType.lengthDelimited))
-            Self.appendVarint(UInt64(length), to: &metric)
-            if time.seconds != 0 {
-                metric.append(OutliersWire.key(Timestamp.seconds, WireType.varint))
-                Self.appendVarint(UInt64(bitPattern: time.seconds), to: &metric)
-            }
-            if time.nanos != 0 {
-                metric.append(OutliersWire.key(Timestamp.nanos, WireType.varint))
-                Self.appendVarint(UInt64(bitPattern: Int64(time.nanos)), to: &metric)
-            }
+            if time.seconds != 0 { timeLength += 1 + Self.varintSize(UInt64(bitPattern: time.seconds)) }
+            if time.nanos != 0 { timeLength += 1 + Self.varintSize(UInt64(bitPattern: Int64(time.nanos))) }
         }
-        if let name, !name.isEmpty {
-            metric.append(OutliersWire.key(Metric.name, WireType.lengthDelimited))
-            Self.appendVarint(UInt64(name.count), to: &metric)
-            metric.append(contentsOf: name)
-        }
-        if value.bitPattern != 0 {
-            metric.append(OutliersWire.key(Metric.value, WireType.fixed64))
-            withUnsafeBytes(of: value.bitPattern.littleEndian) { metric.append(contentsOf: $0) }
-        }
-        let entryBytes = 1 + Self.varintSize(UInt64(metric.count)) + metric.count
-        guard entryBytes <= limit - output.count else {
+        var metricLength = time == nil ? 0 : 1 + Self.varintSize(UInt64(timeLength)) + timeLength
+        if nameCount > 0 { metricLength += 1 + Self.varintSize(UInt64(nameCount)) + nameCount }
+        if value.bitPattern != 0 { metricLength += 9 }
+        let entryBytes = 1 + Self.varintSize(UInt64(metricLength)) + metricLength
+        guard entryBytes <= limit - count else {
             exceeded = true
             return
         }
-        output.append(OutliersWire.key(OutliersWire.OutliersRequest.metrics, WireType.lengthDelimited))
-        Self.appendVarint(UInt64(metric.count), to: &output)
-        output.append(contentsOf: metric)
-    }
+        if capacity - count < entryBytes { grow(toHold: entryBytes) }
+        // Every write below stays inside the buffer.
+        precondition(entryBytes <= capacity - count)
 
-    static func varintSize(_ value: UInt64) -> Int {
-        var size = 1
-        var rest = value >> 7
-        while rest != 0 {
-            size += 1
-            rest >>= 7
+        var p = base + count
+        p.write(OutliersWire.key(OutliersWire.OutliersRequest.metrics, WireType.lengthDelimited))
+        p.writeVarint(UInt64(metricLength))
+        if let time {
+            p.write(OutliersWire.key(Metric.time, WireType.lengthDelimited))
+            p.writeVarint(UInt64(timeLength))
+            if time.seconds != 0 {
+                p.write(OutliersWire.key(Timestamp.seconds, WireType.varint))
+                p.writeVarint(UInt64(bitPattern: time.seconds))
+            }
+            if time.nanos != 0 {
+                p.write(OutliersWire.key(Timestamp.nanos, WireType.varint))
+                p.writeVarint(UInt64(bitPattern: Int64(time.nanos)))
+            }
         }
-        return size
+        if let name, nameCount > 0 {
+            p.write(OutliersWire.key(Metric.name, WireType.lengthDelimited))
+            p.writeVarint(UInt64(nameCount))
+            UnsafeMutableRawPointer(p).copyMemory(from: name.baseAddress!, byteCount: nameCount)
+            p += nameCount
+        }
+        if value.bitPattern != 0 {
+            p.write(OutliersWire.key(Metric.value, WireType.fixed64))
+            UnsafeMutableRawPointer(p).storeBytes(of: value.bitPattern.littleEndian, as: UInt64.self)
+            p += 8
+        }
+        // The sizes computed above are the bytes written.
+        assert(p - (base + count) == entryBytes)
+        count += entryBytes
     }
 
-    static func appendVarint(_ value: UInt64, to output: inout [UInt8]) {
+    /// At least twice the room, and enough for `needed` more bytes.
+    @inline(never)
+    private mutating func grow(toHold needed: Int) {
+        let newCapacity = max(2 * capacity, count + needed)
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.update(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    @inline(__always)
+    static func varintSize(_ value: UInt64) -> Int {
+        // 7 bits a byte; 0 takes one.
+        (64 - (value | 1).leadingZeroBitCount + 6) / 7
+    }
+}
+
+private extension UnsafeMutablePointer<UInt8> {
+    @inline(__always)
+    mutating func write(_ byte: UInt8) {
+        pointee = byte
+        self += 1
+    }
+
+    @inline(__always)
+    mutating func writeVarint(_ value: UInt64) {
         var value = value
         while value >= 0x80 {
-            output.append(UInt8(truncatingIfNeeded: value) | 0x80)
+            write(UInt8(truncatingIfNeeded: value) | 0x80)
             value >>= 7
         }
-        output.append(UInt8(value))
+        write(UInt8(value))
     }
 }
