@@ -23,6 +23,7 @@ let package = Package(
             "FuzzSupport", outliers("OutliersJSON"), outliers("OutliersProto"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
+        .executableTarget(name: "FuzzDecimalParser", dependencies: ["FuzzSupport", outliers("OutliersJSON")]),
         .executableTarget(name: "FuzzRFC3339", dependencies: [
             "FuzzSupport", outliers("OutliersJSON"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -26,6 +26,12 @@
         RFC3339.format(seconds: seconds, nanos: nanos)
     }
 
+    /// `DecimalParser.parse` over the whole of `text`: the double, or nil when the
+    /// parser refuses the text or stops before its end.
+    public static func parseDecimal(_ text: UnsafeRawBufferPointer) -> Double? {
+        DecimalParser.parse(text)
+    }
+
     public static let minimumSeconds = RFC3339.minimumSeconds
     public static let maximumSeconds = RFC3339.maximumSeconds
 }
