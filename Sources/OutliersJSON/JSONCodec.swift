@@ -59,7 +59,6 @@ public enum JSONCodec {
     static func transcodeWithJansson(_ body: UnsafeRawBufferPointer,
                                      maximumMessageBytes: Int = .max) throws(JSONCodecError) -> [UInt8] {
         var writer = ProtobufMetricWriter(capacity: body.count / 2, limit: maximumMessageBytes)
-        defer { writer.deallocate() }
         try walk(body) { metric in
             writer.append(time: metric.time, name: metric.name, value: metric.value)
         }

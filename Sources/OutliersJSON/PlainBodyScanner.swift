@@ -35,7 +35,6 @@ enum PlainBodyScanner {
         // The protobuf is about a third of a body of metric objects; a bare array of
         // short numbers can take more than its body, and the writer grows then.
         var writer = ProtobufMetricWriter(capacity: body.count / 2 + 64, limit: limit)
-        defer { writer.deallocate() }
         var cursor = Cursor(start: base, end: base + body.count)
         guard scan(&cursor, into: &writer) else {
             return writer.exceeded ? .messageTooLarge : .declined

@@ -10,9 +10,9 @@ import OutliersProto
 ///
 /// The bytes go through a pointer into a buffer of its own, each metric's size
 /// computed first and the room for it made before any byte is written (an Array's
-/// per-byte append checks capacity and uniqueness every time). The owner calls
-/// `deallocate` when done, after `takeOutput` if it wants the bytes.
-struct ProtobufMetricWriter {
+/// per-byte append checks capacity and uniqueness every time). Not copyable, so the
+/// buffer has one owner, which frees it when the writer's life ends.
+struct ProtobufMetricWriter: ~Copyable {
     private typealias Metric = OutliersWire.Metric
     private typealias Timestamp = OutliersWire.Timestamp
     private typealias WireType = OutliersWire.WireType
@@ -30,7 +30,7 @@ struct ProtobufMetricWriter {
         base = .allocate(capacity: self.capacity)
     }
 
-    func deallocate() {
+    deinit {
         base.deallocate()
     }
 
