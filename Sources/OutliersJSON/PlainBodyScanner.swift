@@ -78,6 +78,7 @@ enum PlainBodyScanner {
         /// The last time string parsed (its bytes in the body, between the quotes),
         /// and its value: clients often stamp every metric alike (the article's does).
         var lastTime: (text: UnsafePointer<UInt8>, count: Int, value: (seconds: Int64, nanos: Int32))?
+        var lastTemplate: Template?
 
         init(start: UnsafePointer<UInt8>, end: UnsafePointer<UInt8>) {
             precondition(start <= end)
@@ -222,16 +223,36 @@ enum PlainBodyScanner {
         }
 
         mutating func metric(into writer: inout ProtobufMetricWriter) -> Bool {
+            let objectStart = p
             advance()  // {
             var time: (seconds: Int64, nanos: Int32)?
             var name: UnsafeRawBufferPointer?
             var value = 0.0
             var seen: (time: Bool, name: Bool, value: Bool) = (false, false, false)
+            // A key already read (by the template), to take before reading another.
+            var pendingKey: Key?
+            if let template = lastTemplate, end - objectStart > template.count,
+               Self.equalBytes(objectStart, template.text, template.count) {
+                // The same bytes up to the value as the metric the template came from:
+                // they parse the same, so its state there is this one's.
+                p = objectStart + template.count
+                time = template.time
+                name = template.name
+                seen = (template.seenTime, template.seenName, false)
+                pendingKey = .value
+            }
             skipWhitespace()
-            if peek != UInt8(ascii: "}") {
+            if pendingKey != nil || peek != UInt8(ascii: "}") {
                 while true {
-                    skipWhitespace()
-                    guard let key = key(), colon() else { return false }
+                    let key: Key
+                    if let pending = pendingKey {
+                        key = pending
+                        pendingKey = nil
+                    } else {
+                        skipWhitespace()
+                        guard let read = self.key(), colon() else { return false }
+                        key = read
+                    }
                     let isNull = null()
                     switch key {
                     case .time:
@@ -250,11 +271,16 @@ enum PlainBodyScanner {
                         }
                     case .value:
                         guard !seen.value else { return false }
-                        seen.value = true
                         if !isNull {
+                            let valueStart = p
                             guard let number = doubleValue() else { return false }
                             value = number
+                            if valueStart - objectStart <= Self.longestTemplate {
+                                lastTemplate = Template(text: objectStart, count: valueStart - objectStart, time: time,
+                                                        name: name, seenTime: seen.time, seenName: seen.name)
+                            }
                         }
+                        seen.value = true
                     case .metrics:
                         return false
                     }
@@ -271,6 +297,26 @@ enum PlainBodyScanner {
             writer.append(time: time, name: name, value: value)
             return true
         }
+
+        /// Where the last metric with a value had its value: the bytes from its `{` to
+        /// the value (its keys before it, their values and the value's key and colon),
+        /// and what they parsed to. A metric whose bytes start alike parses alike
+        /// that far (the parse of those bytes depends on nothing before them), so it
+        /// takes the template's state and reads only its value and what follows:
+        /// clients stamp many metrics alike (the article's every one), and their time
+        /// and name are then read once.
+        struct Template {
+            var text: UnsafePointer<UInt8>
+            var count: Int
+            var time: (seconds: Int64, nanos: Int32)?
+            var name: UnsafeRawBufferPointer?
+            var seenTime: Bool
+            var seenName: Bool
+        }
+
+        /// A longer prefix is rarely repeated, and comparing it could cost more than
+        /// parsing it.
+        @inline(__always) static var longestTemplate: Int { 256 }
 
         /// A time string, as `RFC3339.check` reads it; the same bytes as the last one
         /// are not parsed again.

@@ -1,3 +1,4 @@
+import Glibc
 import OutliersProto
 
 /// Serializes metrics as the repeated `metrics` field of `pb.OutliersRequest`, byte
@@ -23,6 +24,20 @@ struct ProtobufMetricWriter: ~Copyable {
     let limit: Int
     /// A metric did not fit under `limit`; nothing more is written.
     private(set) var exceeded = false
+    /// The last entry written, when it has a value: where it starts and how long it
+    /// is, its time, and where its name's bytes are in it (offsets into `base`, which
+    /// `grow` moves; no pointer into the caller's memory, which may be gone by the
+    /// next append). Clients stamp many metrics alike (the article's every one), and
+    /// an entry with the same time and name and a nonzero value differs from the last
+    /// only in its last 8 bytes, so it is a copy of it and a store.
+    private var lastEntry: LastEntry?
+    private struct LastEntry {
+        var offset: Int
+        var count: Int
+        var time: (seconds: Int64, nanos: Int32)?
+        var nameOffset: Int
+        var nameCount: Int
+    }
 
     init(capacity: Int, limit: Int = .max) {
         self.limit = limit
@@ -42,6 +57,10 @@ struct ProtobufMetricWriter: ~Copyable {
     @inline(__always)
     mutating func append(time: (seconds: Int64, nanos: Int32)?, name: UnsafeRawBufferPointer?, value: Double) {
         guard !exceeded else { return }
+        if value.bitPattern != 0, let last = lastEntry, Self.same(time, last.time), sameName(name, last) {
+            appendCopy(of: last, value: value)
+            return
+        }
         let nameCount = name?.count ?? 0
         var timeLength = 0
         if let time {
@@ -75,9 +94,11 @@ struct ProtobufMetricWriter: ~Copyable {
                 p.writeVarint(UInt64(bitPattern: Int64(time.nanos)))
             }
         }
+        var nameOffset = 0
         if let name, nameCount > 0 {
             p.write(OutliersWire.key(Metric.name, WireType.lengthDelimited))
             p.writeVarint(UInt64(nameCount))
+            nameOffset = p - base
             UnsafeMutableRawPointer(p).copyMemory(from: name.baseAddress!, byteCount: nameCount)
             p += nameCount
         }
@@ -88,7 +109,45 @@ struct ProtobufMetricWriter: ~Copyable {
         }
         // The sizes computed above are the bytes written.
         assert(p - (base + count) == entryBytes)
+        lastEntry = value.bitPattern != 0
+            ? LastEntry(offset: count, count: entryBytes, time: time, nameOffset: nameOffset, nameCount: nameCount) : nil
         count += entryBytes
+    }
+
+    /// The entry `last` again with `value` in its last 8 bytes (its fixed64 value).
+    @inline(__always)
+    private mutating func appendCopy(of last: LastEntry, value: Double) {
+        guard last.count <= limit - count else {
+            exceeded = true
+            return
+        }
+        if capacity - count < last.count { grow(toHold: last.count) }
+        precondition(last.count <= capacity - count && last.offset + last.count <= count)
+        let p = base + count
+        p.update(from: base + last.offset, count: last.count - 8)
+        UnsafeMutableRawPointer(p + last.count - 8).storeBytes(of: value.bitPattern.littleEndian, as: UInt64.self)
+        // The copy is this writer's own serialization of the same time, name and a value.
+        assert(p[last.count - 9] == OutliersWire.key(Metric.value, WireType.fixed64))
+        lastEntry = LastEntry(offset: count, count: last.count, time: last.time,
+                              nameOffset: last.nameOffset - last.offset + count, nameCount: last.nameCount)
+        count += last.count
+    }
+
+    @inline(__always)
+    private static func same(_ a: (seconds: Int64, nanos: Int32)?, _ b: (seconds: Int64, nanos: Int32)?) -> Bool {
+        switch (a, b) {
+        case (nil, nil): true
+        case let (a?, b?): a.seconds == b.seconds && a.nanos == b.nanos
+        default: false
+        }
+    }
+
+    /// `name` has the bytes of `last`'s name; an empty name is no name (neither is written).
+    @inline(__always)
+    private func sameName(_ name: UnsafeRawBufferPointer?, _ last: LastEntry) -> Bool {
+        let count = name?.count ?? 0
+        guard count == last.nameCount else { return false }
+        return count == 0 || memcmp(name!.baseAddress!, base + last.nameOffset, count) == 0
     }
 
     /// At least twice the room, and enough for `needed` more bytes.
