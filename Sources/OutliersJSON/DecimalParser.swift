@@ -111,14 +111,29 @@ enum DecimalParser {
     static func isDigit(_ byte: UInt8) -> Bool { byte &- 0x30 < 10 }
 
     /// Appends the digits at `p` to `mantissa` (wrapping on overflow: the caller
-    /// counts the digits), eight at a time while eight are there.
+    /// counts the digits), eight bytes at a time while eight are there: a word of
+    /// eight digits at once, and the digits that start a word ended by another byte
+    /// also at once, shifted up so that '0's stand in front of them (a number's last
+    /// digits are never a whole word but for one in eight).
     @inline(__always)
     static func readDigits(_ p: inout UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, into mantissa: inout UInt64) {
         while end - p >= 8 {
             let word = UInt64(littleEndian: UnsafeRawPointer(p).loadUnaligned(as: UInt64.self))
-            guard areEightDigits(word) else { break }
-            mantissa = mantissa &* 100_000_000 &+ eightDigitsValue(word)
-            p += 8
+            let nonDigits = nonDigitBytes(word)
+            if nonDigits == 0 {
+                mantissa = mantissa &* 100_000_000 &+ eightDigitsValue(word)
+                p += 8
+                continue
+            }
+            // The lowest marked byte is the first that is not a digit.
+            let digits = nonDigits.trailingZeroBitCount >> 3
+            if digits > 0 {
+                let shift = UInt64(8 * (8 - digits))
+                let padded = (word << shift) | (0x3030_3030_3030_3030 >> (64 - shift))
+                mantissa = mantissa &* exactPowerOfTenInteger(digits) &+ eightDigitsValue(padded)
+                p += digits
+            }
+            return
         }
         while p < end && isDigit(p.pointee) {
             mantissa = mantissa &* 10 &+ UInt64(p.pointee &- 0x30)
@@ -126,12 +141,28 @@ enum DecimalParser {
         }
     }
 
-    /// Whether all eight bytes of `word` are ASCII digits: a byte below '0' borrows
-    /// into its top bit when '0' is subtracted, one above '9' carries into it when
-    /// 0x46 (0x80 − '9' − 1) is added.
+    /// The top bit of each byte of `word` that is not an ASCII digit, exact up to and
+    /// including the lowest such byte (above it a borrow can mark digits too): a byte
+    /// below '0' borrows into its top bit when '0' is subtracted, one above '9'
+    /// carries into it when 0x46 (0x80 − '9' − 1) is added.
     @inline(__always)
-    static func areEightDigits(_ word: UInt64) -> Bool {
-        ((word &+ 0x4646_4646_4646_4646) | (word &- 0x3030_3030_3030_3030)) & 0x8080_8080_8080_8080 == 0
+    static func nonDigitBytes(_ word: UInt64) -> UInt64 {
+        ((word &+ 0x4646_4646_4646_4646) | (word &- 0x3030_3030_3030_3030)) & 0x8080_8080_8080_8080
+    }
+
+    /// 10^n for n in 1...7.
+    @inline(__always)
+    static func exactPowerOfTenInteger(_ n: Int) -> UInt64 {
+        assert(n >= 1 && n <= 7)
+        return switch n {
+        case 1: 10
+        case 2: 100
+        case 3: 1_000
+        case 4: 10_000
+        case 5: 100_000
+        case 6: 1_000_000
+        default: 10_000_000
+        }
     }
 
     /// The value of eight ASCII digits, the first in the lowest byte: pairs, then
