@@ -5,7 +5,8 @@
 #   examples/curl.sh                 # HOST=127.0.0.1 PORT=8081 examples/curl.sh
 #
 # Prints every command, then its answer. Covers each body shape, the error cases,
-# protobuf in and out, Grpc-Timeout, X-Request-Id, /healthz, /metrics, /openapi.yaml.
+# protobuf in and out, Grpc-Timeout, X-Request-Id, metadata, the gRPC path, /healthz,
+# /metrics, /openapi.yaml.
 # The contract is openapi.yaml (served at /openapi.yaml) and DESIGN.md §2.
 #
 # Binary protobuf bodies are made with protoc from Protos/outliers.proto (package
@@ -105,6 +106,16 @@ show "X-Request-Id is echoed (and sent to the backend as metadata)" \
   "$CURL -i $URL/detect -H 'X-Request-Id: curl-example-42' -d '[1,2,3]' | grep -i '^x-request-id'"
 show "Without one, the gateway makes one (32 hex digits)" \
   "$CURL -i $URL/detect -d '[1,2,3]' | grep -i '^x-request-id'"
+
+section "Metadata by grpc-gateway's rules, and the gRPC method's own path"
+show "Grpc-Metadata-<Key> goes to the backend as <key>; its response metadata comes back as Grpc-Metadata-* / Grpc-Trailer-*" \
+  "$CURL -i $URL/detect -H 'Grpc-Metadata-Tenant: acme' -H 'Authorization: Bearer example' -d '[1,2,100,1,3,200,1]'"
+show "A header that cannot be metadata: 400 naming it" \
+  "$CURL $URL/detect -H 'Grpc-Metadata-Trace-Bin: not base64!' -d '[1]' $STATUS"
+show "POST /pb.Outliers/Detect answers as /detect (Envoy's auto_mapping)" \
+  "$CURL $URL/pb.Outliers/Detect -H 'Content-Type: application/json' -d '{\"metrics\":[{\"value\":1},{\"value\":2},{\"value\":100},{\"value\":1},{\"value\":3},{\"value\":200},{\"value\":1}]}'"
+echo
+echo "# With 'outliers serve --auth-token-file FILE', a request without 'Authorization: Bearer <token>' gets 401 (code 16)."
 
 section "Operations"
 show "Readiness: the backend's grpc.health.v1 Check (503 when it is down or not serving)" \

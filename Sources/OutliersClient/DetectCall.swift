@@ -5,11 +5,12 @@ import OutliersProto
 /// One `/pb.Outliers/Detect` call, as the article's Go client makes it.
 public enum DetectCall {
     /// Sends `request` (a serialized `OutliersRequest`) and waits for the indices.
-    public static func run(_ channel: GRPCChannel, request: [UInt8],
+    public static func run(_ channel: GRPCChannel, request: [UInt8], metadata: [(name: String, value: String)] = [],
                            timeoutNanoseconds: Int64) -> Result<[Int32], DetectCallError> {
         let outcome = Outcome()
         let done = DispatchSemaphore(value: 0)
-        channel.unary(path: MethodPath.detect, request: request, timeout: .nanoseconds(timeoutNanoseconds)) { result in
+        channel.unary(path: MethodPath.detect, request: request, metadata: metadata,
+                      timeout: .nanoseconds(timeoutNanoseconds)) { result in
             outcome.result = result
             done.signal()
         }

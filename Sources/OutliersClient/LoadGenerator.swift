@@ -13,8 +13,12 @@ public struct LoadGenerator: Sendable {
     /// Calls started per second at most; nil: each as soon as a slot is free.
     public var rate: Double?
     public var timeoutNanoseconds: Int64
+    /// Sent with every call (an authorization token, say).
+    public var metadata: [(name: String, value: String)]
 
-    public init(calls: Int, concurrency: Int = 1, rate: Double? = nil, timeoutNanoseconds: Int64) {
+    public init(calls: Int, concurrency: Int = 1, rate: Double? = nil, timeoutNanoseconds: Int64,
+                metadata: [(name: String, value: String)] = []) {
+        self.metadata = metadata
         self.calls = calls
         self.concurrency = concurrency
         self.rate = rate
@@ -37,7 +41,8 @@ public struct LoadGenerator: Sendable {
             slots.wait()
             all.enter()
             let callStarted = MonotonicClock.now()
-            channel.unary(path: MethodPath.detect, request: request, timeout: .nanoseconds(timeoutNanoseconds)) { result in
+            channel.unary(path: MethodPath.detect, request: request, metadata: metadata,
+                          timeout: .nanoseconds(timeoutNanoseconds)) { result in
                 let code: String
                 switch result {
                 case .success: code = "OK"

@@ -12,11 +12,14 @@ public final class OutliersBackend: Sendable {
         ReflectionService.v1ServiceName, ReflectionService.v1alphaServiceName,
     ]
 
+    /// With `auth`, every pb.Outliers call needs its bearer token; health and
+    /// reflection stay open.
     public init(configuration: GRPCServerConfiguration, detector: OutlierDetector = OutlierDetector(),
-                logger: Logger = Logger(label: "outliers.backend")) throws {
+                auth: BearerTokenAuth? = nil, logger: Logger = Logger(label: "outliers.backend")) throws {
         health = HealthService(services: Self.serviceNames)
         let reflection = try ReflectionService(services: Self.serviceNames)
         var handlers = DetectService(detector: detector).handlers
+        if let auth { handlers = auth.guarding(handlers, services: [DetectService.serviceName]) }
         handlers.merge(health.handlers) { first, _ in first }
         handlers.merge(reflection.handlers) { first, _ in first }
         server = GRPCServer(configuration: configuration, handlers: handlers, logger: logger)

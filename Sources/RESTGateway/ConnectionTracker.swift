@@ -147,8 +147,10 @@ final class ConnectionTracker: Sendable {
 
     // MARK: Phases (libmicrohttpd's threads)
 
-    /// The head is in; the body must follow within the body timeout.
-    func headReceived(id: UInt64) {
+    /// The head is in; the body must follow within the body timeout. Returns the
+    /// connection's client address (for X-Forwarded-For), in the same lock.
+    @discardableResult
+    func headReceived(id: UInt64) -> String? {
         setDeadline(id: id, after: limits.bodyNanoseconds, cutoff: .bodyTimeout)
     }
 
@@ -167,11 +169,14 @@ final class ConnectionTracker: Sendable {
         state.withLock { $0.connections[id]?.cutoff }
     }
 
-    private func setDeadline(id: UInt64, after nanoseconds: UInt64, cutoff: Cutoff) {
+    /// Returns the connection's client address.
+    @discardableResult
+    private func setDeadline(id: UInt64, after nanoseconds: UInt64, cutoff: Cutoff) -> String? {
         let deadline = MonotonicClock.now() + nanoseconds
-        state.withLock { state in
+        return state.withLock { state in
             state.connections[id]?.deadline = deadline
             state.connections[id]?.deadlineCutoff = cutoff
+            return state.connections[id]?.client
         }
     }
 

@@ -45,7 +45,7 @@ extension Gateway {
         let resume = suspend(state, connection)
         let call = state.call
         let wantsProtobuf = state.wantsProtobuf
-        let handle = channel.unary(path: MethodPath.detect, request: request, metadata: [("x-request-id", state.requestID)],
+        let handle = channel.unary(path: MethodPath.detect, request: request, metadata: state.metadata,
                                    timeout: .nanoseconds(state.timeoutNanoseconds)) { result in
             resume(self.detectResponse(result, wantsProtobuf: wantsProtobuf))
         }
@@ -77,19 +77,22 @@ extension Gateway {
     private func detectResponse(_ result: Result<GRPCResponse, RPCError>, wantsProtobuf: Bool) -> HTTPResponse {
         switch result {
         case .success(let response):
+            let headers = MetadataMapping.responseHeaders(headers: response.headers, trailers: response.trailers)
             if wantsProtobuf {
-                return HTTPResponse(status: 200, body: response.message, contentType: "application/x-protobuf")
+                return HTTPResponse(status: 200, body: response.message, contentType: "application/x-protobuf", headers: headers)
             }
             do {
                 let answer = try Pb_OutliersResponse(serializedBytes: response.message)
-                return HTTPResponse(status: 200, body: JSONCodec.encodeResponse(answer))
+                return HTTPResponse(status: 200, body: JSONCodec.encodeResponse(answer), headers: headers)
             } catch {
                 metrics.upstreamError(.internalError)
                 return errorResponse(.internalError, "the backend's answer is not a pb.OutliersResponse: \(error)")
             }
         case .failure(let error):
             metrics.upstreamError(error.code)
-            return errorResponse(error.code, error.message)
+            var response = errorResponse(error.code, error.message)
+            response.headers = MetadataMapping.responseHeaders(headers: error.headers, trailers: error.metadata)
+            return response
         }
     }
 

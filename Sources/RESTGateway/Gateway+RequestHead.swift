@@ -21,11 +21,7 @@ extension Gateway {
     /// that does not end in chunked, or whitespace
     /// between a field name and its colon (libmicrohttpd keeps `Content-Length ` as a
     /// name of its own, and the body would be read as the next request).
-    static func framingError(_ connection: OpaquePointer) -> String? {
-        var inspection = HeaderInspection()
-        withUnsafeMutablePointer(to: &inspection) { pointer in
-            _ = MHD_get_connection_values(connection, MHD_ValueKind.HEADER_KIND, inspectHeader, pointer)
-        }
+    static func framingError(_ inspection: HeaderInspection) -> String? {
         if let name = inspection.nameWithWhitespace {
             return "header field name \"\(name)\" has whitespace before its colon"
         }
@@ -42,6 +38,15 @@ extension Gateway {
             return "Transfer-Encoding \"\(inspection.transferEncodings.joined(separator: ", "))\" does not end in chunked"
         }
         return nil
+    }
+
+    /// One walk over the request head: what framing and metadata need of it.
+    static func inspectHead(_ connection: OpaquePointer) -> HeaderInspection {
+        var inspection = HeaderInspection()
+        withUnsafeMutablePointer(to: &inspection) { pointer in
+            _ = MHD_get_connection_values(connection, MHD_ValueKind.HEADER_KIND, inspectHeader, pointer)
+        }
+        return inspection
     }
 
     static func acceptsProtobuf(_ accept: String?) -> Bool {
@@ -76,11 +81,13 @@ extension Gateway {
 
 }
 
-/// What `framingError` gathers from the request head.
+/// What `framingError` and the metadata mapping need of the request head.
 struct HeaderInspection {
     var contentLengths: [String] = []
     var transferEncodings: [String] = []
     var nameWithWhitespace: String?
+    /// The headers `MetadataMapping` reads, names in lower case, in order.
+    var metadataHeaders: [(name: String, value: String)] = []
 }
 
 private func inspectHeader(cls: UnsafeMutableRawPointer?, kind: MHD_ValueKind, key: UnsafePointer<CChar>?,
@@ -93,6 +100,11 @@ private func inspectHeader(cls: UnsafeMutableRawPointer?, kind: MHD_ValueKind, k
         inspection.pointee.transferEncodings.append(value.map { String(cString: $0) } ?? "")
     } else if strchr(key, 0x20) != nil || strchr(key, 0x09) != nil {
         inspection.pointee.nameWithWhitespace = String(cString: key)
+    } else {
+        let name = Gateway.trimmedLowercase(String(cString: key)[...])
+        if MetadataMapping.isRelevant(name) {
+            inspection.pointee.metadataHeaders.append((name, value.map { String(cString: $0) } ?? ""))
+        }
     }
     return MHD_Result.YES
 }

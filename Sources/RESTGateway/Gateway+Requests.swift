@@ -14,10 +14,12 @@ extension Gateway {
         if let context = outliers_mhd_socket_context(connection) {
             let id = UInt64(UInt(bitPattern: context))
             state.connectionID = id
-            connections.headReceived(id: id)
+            state.clientAddress = connections.headReceived(id: id)
         }
         state.requestID = header(connection, "X-Request-Id").flatMap(Self.validRequestID) ?? Self.makeRequestID()
-        if let framingError = Self.framingError(connection) {
+        let head = Self.inspectHead(connection)
+        state.metadataHeaders = head.metadataHeaders
+        if let framingError = Self.framingError(head) {
             // RFC 9112 §6.3: the body's length is in doubt, so the connection cannot be
             // read on (request smuggling); answer and close.
             state.response = errorResponse(.invalidArgument, framingError)

@@ -23,6 +23,12 @@ final class RequestState {
     var routeLabel = "other"
     /// The tracker's id of the connection (libmicrohttpd's socket context).
     var connectionID: UInt64?
+    /// The client's IP address, as the tracker admitted it.
+    var clientAddress: String?
+    /// The request headers that may become metadata (`MetadataMapping.isRelevant`).
+    var metadataHeaders: [(name: String, value: String)] = []
+    /// What the backend call carries, once the route has mapped the headers.
+    var metadata: [(name: String, value: String)] = []
     var body: [UInt8] = []
     /// Content-Length, when the client sent one.
     var expectedBodyBytes: Int?

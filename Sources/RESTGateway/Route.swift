@@ -4,13 +4,16 @@ import H2GRPC
 /// The routes of DESIGN.md §2.
 enum Route: String {
     case detect = "/detect"
+    /// The gRPC method's own path over HTTP/1.1 with a JSON or protobuf body, as
+    /// Envoy's gRPC-JSON transcoder maps it (auto_mapping); answers as /detect does.
+    case grpcDetect = "/pb.Outliers/Detect"
     case healthz = "/healthz"
     case metrics = "/metrics"
     case openAPI = "/openapi.yaml"
 
     var allowedMethods: [String] {
         switch self {
-        case .detect: return ["POST"]
+        case .detect, .grpcDetect: return ["POST"]
         case .healthz, .metrics, .openAPI: return ["GET", "HEAD"]
         }
     }
@@ -51,7 +54,7 @@ extension Gateway {
             state.response = response
             return
         }
-        guard route == .detect else { return }
+        guard route == .detect || route == .grpcDetect else { return }
         switch Self.bodyFormat(contentType: header(connection, "Content-Type")) {
         case .some(let format): state.format = format
         case .none:
@@ -61,6 +64,12 @@ extension Gateway {
             return
         }
         state.wantsProtobuf = Self.acceptsProtobuf(header(connection, "Accept"))
+        switch MetadataMapping.requestMetadata(state.metadataHeaders, clientAddress: state.clientAddress) {
+        case .success(let metadata): state.metadata = [("x-request-id", state.requestID)] + metadata
+        case .failure(let refusal):
+            state.response = errorResponse(.invalidArgument, refusal.message)
+            return
+        }
         state.timeoutNanoseconds = configuration.defaultTimeoutNanoseconds
         if let value = header(connection, "Grpc-Timeout") {
             // A zero deadline has passed before the call starts: refused like a malformed one.
@@ -77,7 +86,7 @@ extension Gateway {
     /// The body is in: answer at once or call the backend.
     func dispatch(_ state: RequestState, connection: OpaquePointer) {
         switch state.route {
-        case .detect?: detect(state, connection: connection)
+        case .detect?, .grpcDetect?: detect(state, connection: connection)
         case .healthz?: healthz(state, connection: connection)
         case .metrics?:
             state.response = HTTPResponse(status: 200, body: metrics.exposition(),

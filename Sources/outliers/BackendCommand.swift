@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Glibc
 import H2GRPC
 import Logging
@@ -25,6 +26,7 @@ struct BackendCommand: ParsableCommand {
     @Option(help: "Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.")
     var maxMessageBytes = 4 * 1024 * 1024
 
+    @OptionGroup var authToken: AuthTokenOptions
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -39,11 +41,13 @@ struct BackendCommand: ParsableCommand {
         HeapTrimThreshold.set(bytes: HeapTrimThreshold.servers)
         let logger = logging.makeLogger("outliers.backend")
         raiseOpenFileLimit(logger: logger)
+        let auth = try authToken.auth()
         let backend = try startBackend(host: host, port: port, threads: threads, maxMessageBytes: maxMessageBytes,
-                                       logger: logger)
+                                       auth: auth, logger: logger)
         logger.info("outliers backend listening", metadata: [
             "addresses": "\(backend.server.boundAddresses.joined(separator: ", "))",
-            "threads": "\(threads)", "max-message-bytes": "\(maxMessageBytes)"])
+            "threads": "\(threads)", "max-message-bytes": "\(maxMessageBytes)",
+            "auth": "\(auth == nil ? "none" : "bearer token")"])
         let signal = SignalWaiter.waitForTermination()
         logger.info("stopping: draining calls in flight", metadata: ["signal": "\(signal)"])
         backend.shutdown()
@@ -52,14 +56,15 @@ struct BackendCommand: ParsableCommand {
 }
 
 /// Starts the bundled backend, or logs why not and exits 1 (`backend` and `serve`).
-func startBackend(host: String, port: Int, threads: Int, maxMessageBytes: Int, logger: Logger) throws -> OutliersBackend {
+func startBackend(host: String, port: Int, threads: Int, maxMessageBytes: Int, auth: BearerTokenAuth?,
+                  logger: Logger) throws -> OutliersBackend {
     var configuration = GRPCServerConfiguration()
     configuration.host = host
     configuration.port = port
     configuration.threads = threads
     configuration.maximumReceiveMessageLength = maxMessageBytes
     do {
-        let backend = try OutliersBackend(configuration: configuration, logger: logger)
+        let backend = try OutliersBackend(configuration: configuration, auth: auth, logger: logger)
         try backend.start()
         return backend
     } catch {

@@ -39,6 +39,9 @@ struct DetectCommand: ParsableCommand {
     @Option(help: "With --calls: start at most this many calls per second (default: as fast as they complete).")
     var rate: Double?
 
+    @OptionGroup(title: "Authentication (sent as authorization: Bearer <token>)")
+    var authToken: AuthTokenOptions
+
     @Argument(help: "A JSON file of metrics, or - for stdin.")
     var file: String?
 
@@ -78,14 +81,15 @@ struct DetectCommand: ParsableCommand {
             throw ExitCode.failure
         }
         defer { channel.close() }
+        let metadata = try authToken.token().map { [("authorization", "Bearer \($0)")] } ?? []
         if calls > 1 {
             let summary = LoadGenerator(calls: calls, concurrency: concurrency, rate: rate,
-                                        timeoutNanoseconds: timeout.nanoseconds).run(channel, request: request)
+                                        timeoutNanoseconds: timeout.nanoseconds, metadata: metadata).run(channel, request: request)
             print(json ? summary.json : summary.text)
             if !summary.allSucceeded { throw ExitCode.failure }
             return
         }
-        switch DetectCall.run(channel, request: request, timeoutNanoseconds: timeout.nanoseconds) {
+        switch DetectCall.run(channel, request: request, metadata: metadata, timeoutNanoseconds: timeout.nanoseconds) {
         case .success(let indices):
             print(json ? String(decoding: JSONCodec.encodeResponse(indices: indices), as: UTF8.self)
                   : DetectCall.articleText(indices))

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Foundation
 import Logging
+import OutliersService
 
 /// Options every long-running command shares.
 struct LoggingOptions: ParsableArguments {
@@ -48,4 +50,47 @@ struct DurationArgument: ExpressibleByArgument, Sendable, CustomStringConvertibl
     }
 
     static var defaultCompletionKind: CompletionKind { .default }
+}
+
+/// `--auth-token-file FILE`, or the environment variable `OUTLIERS_AUTH_TOKEN`: the
+/// bearer token the backend requires (backend, serve) or the client sends (detect).
+struct AuthTokenOptions: ParsableArguments {
+    static let environmentVariable = "OUTLIERS_AUTH_TOKEN"
+
+    @Option(help: ArgumentHelp(
+        "A file holding the bearer token (surrounding whitespace ignored); without it, the environment variable OUTLIERS_AUTH_TOKEN.",
+        valueName: "FILE"))
+    var authTokenFile: String?
+
+    func validate() throws {
+        _ = try token()
+    }
+
+    /// The token, nil when neither the flag nor the variable gives one.
+    func token() throws -> String? {
+        let text: String
+        let source: String
+        if let authTokenFile {
+            guard let contents = FileManager.default.contents(atPath: authTokenFile) else {
+                throw ValidationError("--auth-token-file: cannot read \(authTokenFile)")
+            }
+            text = String(decoding: contents, as: UTF8.self)
+            source = "--auth-token-file \(authTokenFile)"
+        } else if let value = ProcessInfo.processInfo.environment[Self.environmentVariable] {
+            text = value
+            source = Self.environmentVariable
+        } else {
+            return nil
+        }
+        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard BearerTokenAuth(token: token) != nil else {
+            // The token itself is never echoed.
+            throw ValidationError("\(source): the token must be non-empty printable ASCII without spaces")
+        }
+        return token
+    }
+
+    func auth() throws -> BearerTokenAuth? {
+        try token().flatMap { BearerTokenAuth(token: $0) }
+    }
 }

@@ -32,6 +32,8 @@ struct ServeCommand: ParsableCommand {
     }
 
     @OptionGroup var gateway: GatewayOptions
+    @OptionGroup(title: "Authentication (the backend requires the token; the gateway forwards clients' Authorization)")
+    var authToken: AuthTokenOptions
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -47,7 +49,7 @@ struct ServeCommand: ParsableCommand {
         let logger = logging.makeLogger("outliers")
         raiseOpenFileLimit(logger: logger)
         let backend = try startBackend(host: host, port: grpcPort, threads: gateway.threads,
-                                       maxMessageBytes: messageLimit, logger: logger)
+                                       maxMessageBytes: messageLimit, auth: try authToken.auth(), logger: logger)
         let server: Gateway
         // The gateway calls the backend on the port actually bound (0 picks one).
         let target = host.contains(":") ? "[\(host)]:\(backend.server.port)" : "\(host):\(backend.server.port)"

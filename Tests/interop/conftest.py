@@ -369,3 +369,20 @@ def procs(tmp_path):
     p = Processes(tmp_path)
     yield p
     p.stop_all()
+
+
+def http_exchange(port, method, path, headers=(), body=None, conn=None, timeout=30):
+    """One HTTP/1.1 request (headers: (name, str-or-bytes) pairs, sent as given; nothing
+    added but Host and, with a body, Content-Length) on `conn` or a new connection;
+    returns (status, [(lower-case name, value)], body, conn)."""
+    import http.client
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn.putrequest(method, path, skip_accept_encoding=True)
+    for name, value in headers:
+        conn.putheader(name, value)
+    if body is not None:
+        conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders(body)
+    resp = conn.getresponse()
+    data = resp.read()
+    return resp.status, [(k.lower(), v) for k, v in resp.getheaders()], data, conn

@@ -15,12 +15,11 @@ Prints "scripted backend ready on port N" once serving.
 """
 
 import argparse
-import signal
 import sys
-import threading
-from concurrent import futures
 
 import grpc
+
+from grpcio_server import serve
 from grpc_health.v1 import health_pb2
 
 DETECT = "/pb.Outliers/Detect"
@@ -64,20 +63,7 @@ def main():
     if not args.no_detect:
         handlers[DETECT] = grpc.unary_unary_rpc_method_handler(detect, identity, identity)
 
-    class Handler(grpc.GenericRpcHandler):
-        def service(self, details):
-            return handlers.get(details.method)
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), handlers=[Handler()])
-    server.add_insecure_port(f"{args.host}:{args.port}")
-    server.start()
-    print(f"scripted backend ready on port {args.port}", flush=True)
-    stopped = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopped.set())
-    stopped.wait()
-    server.stop(grace=1).wait()
-    return 0
+    return serve(handlers, args.host, args.port, "scripted backend")
 
 
 if __name__ == "__main__":

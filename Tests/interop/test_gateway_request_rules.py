@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Processes, free_port
+from conftest import Processes, free_port, http_exchange
 
 ARTICLE = b"[1,2,100,1,3,200,1]"
 ARTICLE_ANSWER = b'{"indices":[5]}'
@@ -33,18 +33,9 @@ TIMEOUT = 30
 
 
 def exchange(port, method, path, headers=(), body=None, conn=None):
-    """One request (headers: (name, str-or-bytes) pairs, sent as given) on `conn` or a
-    new connection; returns (status, headers with lower-case names, body, conn)."""
-    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
-    conn.putrequest(method, path, skip_accept_encoding=True)
-    for name, value in headers:
-        conn.putheader(name, value)
-    if body is not None:
-        conn.putheader("Content-Length", str(len(body)))
-    conn.endheaders(body)
-    resp = conn.getresponse()
-    data = resp.read()
-    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data, conn
+    """http_exchange, the headers as a dict."""
+    status, pairs, data, conn = http_exchange(port, method, path, headers, body, conn, TIMEOUT)
+    return status, dict(pairs), data, conn
 
 
 def error(data):

@@ -47,7 +47,7 @@ ARTICLE_ANSWER = b'{"indices":[5]}'
 DEMO_ANSWER = b'{"indices":[7,113,835]}'
 DEMO = (2020, 1000, 0.0, 40.0, [[7, 97.3], [113, 92.1], [835, 93.2]])
 MiB = 1 << 20
-ROUTES = ("/detect", "/healthz", "/metrics", "/openapi.yaml")
+ROUTES = ("/detect", "/healthz", "/metrics", "/openapi.yaml", "/pb.Outliers/Detect")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -294,9 +294,8 @@ def test_openapi_is_valid_openapi_3_1():
     assert str(doc["openapi"]).startswith("3.1"), doc["openapi"]
     validate_openapi(doc)  # raises on an invalid document
     assert set(doc["paths"]) == set(ROUTES)
-    assert "post" in doc["paths"]["/detect"]
-    for route in ROUTES[1:]:
-        assert "get" in doc["paths"][route], route
+    for route in ROUTES:
+        assert ("post" if "etect" in route else "get") in doc["paths"][route], route
 
 
 def test_openapi_examples_validate_against_their_schemas():
@@ -782,7 +781,7 @@ def test_wrong_method_is_405_with_allow(rest, method, path):
 @pytest.mark.parametrize("method,path", [
     ("GET", "/"), ("POST", "/"), ("GET", "/nope"), ("POST", "/detect/"), ("POST", "/Detect"),
     ("POST", "/detect/x"), ("GET", "/healthz/"), ("GET", "/openapi.json"),
-    ("POST", "/pb.Outliers/Detect"), ("GET", "/metrics/x"), ("GET", "/" + "a" * 2000)])
+    ("POST", "/pb.Outliers/Detect/x"), ("POST", "/pb.Outliers/Nope"), ("GET", "/metrics/x"), ("GET", "/" + "a" * 2000)])
 def test_unknown_path_is_404(rest, method, path):
     resp = requests.request(method, rest.url + path, data=b"[1]" if method == "POST" else None,
                             timeout=T)

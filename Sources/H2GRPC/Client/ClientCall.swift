@@ -83,12 +83,13 @@ final class ClientCall {
     func outcome(resetCode: UInt32) -> Result<GRPCResponse, RPCError> {
         if var failure {
             failure.metadata = trailers
+            failure.headers = headers
             return .failure(failure)
         }
         if let grpcStatus {
             if let code = RPCError.Code(grpcStatus) {
                 let text = grpcMessage.map { GRPCMessageEncoding.decode($0) } ?? ""
-                return .failure(RPCError(code: code, message: text, metadata: trailers))
+                return .failure(RPCError(code: code, message: text, metadata: trailers, headers: headers))
             }
             guard messageCount == 1, let message else {
                 return .failure(RPCError(code: .internalError, message: messageCount == 0 ? "server sent OK without a response message" : "server sent \(messageCount) messages for a unary call"))

