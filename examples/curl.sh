@@ -116,6 +116,8 @@ show "POST /pb.Outliers/Detect answers as /detect (Envoy's auto_mapping)" \
   "$CURL $URL/pb.Outliers/Detect -H 'Content-Type: application/json' -d '{\"metrics\":[{\"value\":1},{\"value\":2},{\"value\":100},{\"value\":1},{\"value\":3},{\"value\":200},{\"value\":1}]}'"
 echo
 echo "# With 'outliers serve --auth-token-file FILE', a request without 'Authorization: Bearer <token>' gets 401 (code 16)."
+echo "# With 'outliers serve --cors-origin https://app.example', a browser's preflight from that origin gets 204:"
+echo "#   curl -si -X OPTIONS $URL/detect -H 'Origin: https://app.example' -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: content-type'"
 
 section "Operations"
 show "Readiness: the backend's grpc.health.v1 Check (503 when it is down or not serving)" \

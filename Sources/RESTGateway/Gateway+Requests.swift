@@ -138,9 +138,17 @@ extension Gateway {
                                             MHD_ResponseMemoryMode.RESPMEM_MUST_COPY)
         }
         guard let reply else { return MHD_Result.NO }
-        MHD_add_response_header(reply, "Content-Type", response.contentType)
+        if !response.contentType.isEmpty { MHD_add_response_header(reply, "Content-Type", response.contentType) }
         MHD_add_response_header(reply, "X-Request-Id", state.requestID)
         for (name, value) in response.headers { MHD_add_response_header(reply, name, value) }
+        if configuration.cors != nil, response.status != 204 || state.method != "OPTIONS" {
+            // Answers differ by Origin once CORS is on, whether this one allowed it or not.
+            if let allowOrigin = state.allowOrigin {
+                MHD_add_response_header(reply, "Access-Control-Allow-Origin", allowOrigin)
+                MHD_add_response_header(reply, "Access-Control-Expose-Headers", CORSPolicy.exposedHeaders(response.headers))
+            }
+            if state.allowOrigin != "*" { MHD_add_response_header(reply, "Vary", "Origin") }
+        }
         if state.closeAfterResponse || draining.load(ordering: .relaxed) {
             MHD_add_response_header(reply, "Connection", "close")
         }

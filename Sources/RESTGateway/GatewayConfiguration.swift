@@ -33,6 +33,8 @@ public struct GatewayConfiguration: Sendable {
     public var headerTimeoutSeconds = 10.0
     /// From the end of the head to the end of the body.
     public var bodyTimeoutSeconds = 60.0
+    /// Browser origins allowed to call the gateway; nil: no CORS at all.
+    public var cors: CORSPolicy?
     /// How long a graceful shutdown waits for requests in flight.
     public var drainTimeoutSeconds = 10.0
     public var client: GRPCClientConfiguration = {

@@ -27,6 +27,9 @@ final class RequestState {
     var clientAddress: String?
     /// The request headers that may become metadata (`MetadataMapping.isRelevant`).
     var metadataHeaders: [(name: String, value: String)] = []
+    /// Access-Control-Allow-Origin for this request's Origin (nil: not a CORS request
+    /// the gateway allows).
+    var allowOrigin: String?
     /// What the backend call carries, once the route has mapped the headers.
     var metadata: [(name: String, value: String)] = []
     var body: [UInt8] = []

@@ -47,6 +47,14 @@ extension Gateway {
         }
         state.route = route
         state.routeLabel = route.rawValue
+        if let cors = configuration.cors {
+            state.allowOrigin = cors.allowOrigin(for: header(connection, "Origin"))
+            if state.method == "OPTIONS", let method = header(connection, "Access-Control-Request-Method") {
+                state.response = preflight(route: route, requestedMethod: method, allowOrigin: state.allowOrigin,
+                                           requestedHeaders: header(connection, "Access-Control-Request-Headers"))
+                return
+            }
+        }
         guard route.allowedMethods.contains(state.method) else {
             var response = errorResponse(.unimplemented, "method \(state.method) not allowed on \(path); use \(route.allowedMethods.joined(separator: " or "))",
                                          httpStatus: 405)
@@ -82,6 +90,24 @@ extension Gateway {
     }
 
     /// How a body of `contentType` is read: absent is JSON; present but without a
+
+    /// A browser's CORS preflight (OPTIONS with Access-Control-Request-Method): 204
+    /// with what the route allows, or 403 when the origin is not allowed (no CORS
+    /// headers: the browser then refuses the request).
+    func preflight(route: Route, requestedMethod: String, allowOrigin: String?, requestedHeaders: String?) -> HTTPResponse {
+        guard let allowOrigin else {
+            return errorResponse(.permissionDenied, "origin not allowed by --cors-origin", httpStatus: 403)
+        }
+        var headers = [
+            ("Access-Control-Allow-Origin", allowOrigin),
+            ("Access-Control-Allow-Methods", route.allowedMethods.joined(separator: ", ")),
+            ("Access-Control-Max-Age", String(CORSPolicy.maxAgeSeconds)),
+        ]
+        let allowed = CORSPolicy.allowedHeaders(requested: requestedHeaders)
+        if !allowed.isEmpty { headers.append(("Access-Control-Allow-Headers", allowed.joined(separator: ", "))) }
+        if allowOrigin != "*" { headers.append(("Vary", "Origin")) }
+        return HTTPResponse(status: 204, body: [], contentType: "", headers: headers)
+    }
 
     /// The body is in: answer at once or call the backend.
     func dispatch(_ state: RequestState, connection: OpaquePointer) {

@@ -30,6 +30,15 @@ struct GatewayOptions: ParsableArguments {
     @Option(help: "Open connections from one client address at most; more get 503 at once.")
     var maxConnectionsPerClient = 1024
 
+    @Option(help: ArgumentHelp(
+        "Browser origins allowed to call the gateway (CORS), comma-separated, e.g. https://app.example; * for any. Off by default.",
+        valueName: "ORIGIN[,ORIGIN…]"))
+    var corsOrigin: String?
+
+    var corsOrigins: [String]? {
+        corsOrigin.map(CORSPolicy.origins(fromList:))
+    }
+
     func validate() throws {
         guard (1...(1 << 30)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must be 1...1073741824") }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be 1...1024, not \(threads)") }
@@ -37,6 +46,12 @@ struct GatewayOptions: ParsableArguments {
         guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1...1000000") }
         guard (1...maxConnections).contains(maxConnectionsPerClient) else {
             throw ValidationError("--max-connections-per-client must be 1...--max-connections (\(maxConnections))")
+        }
+        if let origins = corsOrigins {
+            for origin in origins {
+                if let problem = CORSPolicy.problem(with: origin) { throw ValidationError("--cors-origin: \(problem)") }
+            }
+            if origins.contains("*") && origins.count > 1 { throw ValidationError("--cors-origin: * stands alone") }
         }
     }
 
@@ -54,6 +69,7 @@ struct GatewayOptions: ParsableArguments {
         configuration.defaultTimeoutNanoseconds = timeout.nanoseconds
         configuration.maximumBodyBytes = maxBodyBytes
         configuration.idleTimeoutSeconds = idleTimeout
+        configuration.cors = corsOrigins.map(CORSPolicy.init(origins:))
         return configuration
     }
 }

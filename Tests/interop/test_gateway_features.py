@@ -257,3 +257,87 @@ def test_outliers_detect_sends_the_token(secured, token_file, tmp_path):
 
 def test_backend_never_logs_the_token(secured):
     assert "s3cret" not in secured.log_tail(200_000)
+
+
+# ----------------------------------------------------------------------------- CORS
+
+@pytest.fixture(scope="module")
+def cors(tmp_path_factory):
+    procs = Processes(tmp_path_factory.mktemp("cors"))
+    srv = procs.serve("--cors-origin", "https://app.example, http://localhost:3000")
+    yield srv
+    procs.stop_all()
+
+
+def preflight(port, origin, method="POST", request_headers="content-type, authorization, grpc-metadata-tenant, x-other",
+              path="/detect"):
+    # What Chromium sends before a fetch() with those headers.
+    headers = [("Origin", origin), ("Access-Control-Request-Method", method), ("Sec-Fetch-Mode", "cors")]
+    if request_headers:
+        headers.append(("Access-Control-Request-Headers", request_headers))
+    return exchange(port, "OPTIONS", path, headers)
+
+
+def test_preflight_from_an_allowed_origin(cors):
+    status, headers, data = preflight(cors.port, "https://app.example")
+    h = dict(headers)
+    assert status == 204 and data == b"", (status, headers, data)
+    assert h["access-control-allow-origin"] == "https://app.example"
+    assert h["access-control-allow-methods"] == "POST"
+    assert h["access-control-allow-headers"] == "content-type, authorization, grpc-metadata-tenant"
+    assert h["access-control-max-age"] == "600"
+    assert "origin" in h["vary"].lower()
+    status, headers, _ = preflight(cors.port, "http://localhost:3000", "GET", None, "/healthz")
+    assert status == 204 and dict(headers)["access-control-allow-methods"] == "GET, HEAD"
+
+
+def test_preflight_from_another_origin_gets_no_cors_headers(cors):
+    status, headers, data = preflight(cors.port, "https://evil.example")
+    assert status == 403, (status, data)
+    assert not any(name.startswith("access-control-") for name, _ in headers), headers
+    assert json.loads(data)["code"] == 7
+
+
+def test_actual_requests_carry_cors_headers_for_allowed_origins_only(cors):
+    status, headers, data = exchange(cors.port, "POST", "/detect",
+                                     [("Origin", "https://app.example"), ("Content-Type", "application/json")], ARTICLE)
+    h = dict(headers)
+    assert (status, data) == (200, b'{"indices":[5]}')
+    assert h["access-control-allow-origin"] == "https://app.example"
+    assert "X-Request-Id" in h["access-control-expose-headers"]
+    assert "origin" in h["vary"].lower()
+    # An error is readable by the page too.
+    status, headers, _ = exchange(cors.port, "POST", "/detect", [("Origin", "https://app.example")], b"[1,")
+    assert status == 400 and dict(headers)["access-control-allow-origin"] == "https://app.example"
+    status, headers, data = exchange(cors.port, "POST", "/detect", [("Origin", "https://evil.example")], ARTICLE)
+    assert status == 200 and not any(name.startswith("access-control-") for name, _ in headers)
+    assert "origin" in dict(headers)["vary"].lower()
+
+
+def test_metadata_headers_are_exposed_to_the_page(tmp_path):
+    procs = Processes(tmp_path)
+    try:
+        port = free_port()
+        backend = procs._grpc("echo", [sys.executable, str(ECHO_BACKEND), "--host", "127.0.0.1", "--port", str(port)],
+                              port, retry_bind=False)
+        gw = procs.gateway([backend], "--cors-origin", "*")
+        status, headers, _ = exchange(gw.port, "POST", "/detect",
+                                      [("Origin", "https://any.example"), ("Grpc-Metadata-Tenant", "acme")], ARTICLE)
+        h = dict(headers)
+        assert status == 200 and h["access-control-allow-origin"] == "*"
+        exposed = [name.strip().lower() for name in h["access-control-expose-headers"].split(",")]
+        assert "grpc-metadata-got-tenant" in exposed and "grpc-trailer-trailer-got-tenant" in exposed, exposed
+    finally:
+        procs.stop_all()
+
+
+def test_without_cors_options_is_405_and_no_cors_headers(echo_gateway):
+    status, headers, _ = preflight(echo_gateway.port, "https://app.example")
+    assert status == 405 and not any(name.startswith("access-control-") for name, _ in headers)
+
+
+@pytest.mark.parametrize("value", ["app.example", "https://app.example/path", "*,https://a.example", "https://"])
+def test_bad_cors_origin_flags_are_refused(value):
+    out = subprocess.run([str(require_binary()), "gateway", "--backend", "127.0.0.1:1", "--cors-origin", value],
+                         capture_output=True, text=True, timeout=TIMEOUT)
+    assert out.returncode == 64 and "--cors-origin" in out.stderr, out
