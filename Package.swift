@@ -52,8 +52,13 @@ let package = Package(
 
         // gRPC over HTTP/2 on nghttp2: wire format, status, server (and client). Knows
         // nothing of outliers: services register handlers by method path.
+        // gzip and deflate over the system zlib, streaming and bounded: HTTP's
+        // Content-Encoding and gRPC's grpc-encoding.
+        .target(name: "ZlibCompression", dependencies: ["CZlib"]),
+        .testTarget(name: "ZlibCompressionTests", dependencies: ["ZlibCompression"]),
+
         .target(name: "H2GRPC", dependencies: [
-            "CNGHTTP2", "CEpoll", "POSIXSupport",
+            "CNGHTTP2", "CEpoll", "POSIXSupport", "ZlibCompression",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "H2GRPCTests", dependencies: ["H2GRPC", "POSIXSupport"]),
@@ -75,7 +80,7 @@ let package = Package(
 
         // The REST front: libmicrohttpd, routes, error mapping, /metrics.
         .target(name: "RESTGateway", dependencies: [
-            "CMicroHTTPD", "H2GRPC", "OutliersJSON", "OutliersProto", "POSIXSupport",
+            "CMicroHTTPD", "H2GRPC", "OutliersJSON", "OutliersProto", "POSIXSupport", "ZlibCompression",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
