@@ -61,7 +61,7 @@ let package = Package(
             "CNGHTTP2", "CEpoll", "POSIXSupport", "ZlibCompression",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "H2GRPCTests", dependencies: ["H2GRPC", "POSIXSupport"]),
+        .testTarget(name: "H2GRPCTests", dependencies: ["H2GRPC", "POSIXSupport", "ZlibCompression"]),
 
         // pb.Outliers Detect through Detection, plus grpc.health.v1 and reflection.
         .target(name: "OutliersService", dependencies: [
@@ -109,7 +109,7 @@ let package = Package(
 
         // The command line: commands only, no logic.
         .executableTarget(name: "outliers", dependencies: [
-            "H2GRPC", "OutliersClient", "OutliersJSON", "OutliersService", "RESTGateway", "POSIXSupport",
+            "H2GRPC", "OutliersClient", "OutliersJSON", "OutliersService", "RESTGateway", "POSIXSupport", "ZlibCompression",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -39,6 +39,9 @@ struct DetectCommand: ParsableCommand {
     @Option(help: "With --calls: start at most this many calls per second (default: as fast as they complete).")
     var rate: Double?
 
+    @Option(help: "Compress the request message (grpc-encoding): gzip, deflate or none. Compressed answers are read either way.")
+    var compression = CompressionArgument.none
+
     @OptionGroup(title: "Authentication (sent as authorization: Bearer <token>)")
     var authToken: AuthTokenOptions
 
@@ -75,6 +78,7 @@ struct DetectCommand: ParsableCommand {
         do {
             var configuration = GRPCClientConfiguration()
             configuration.userAgent = UserAgent.outliersClient
+            configuration.compression = compression.coding
             channel = try GRPCChannel(targets: targets, configuration: configuration)
         } catch {
             FileHandle.standardError.write(Data("error: \(error.code): \(error.message)\n".utf8))

@@ -94,6 +94,9 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "Largest protobuf message sent to the backend (its receive limit), in bytes; a body that would make a larger one gets 413.")
     var maxMessageBytes = 4 * 1024 * 1024
 
+    @Option(help: "Compress the messages sent to the backend (grpc-encoding): gzip, deflate or none; for a backend across a slow network.")
+    var backendCompression = CompressionArgument.none
+
     @OptionGroup var gateway: GatewayOptions
     @OptionGroup var logging: LoggingOptions
 
@@ -118,9 +121,9 @@ struct GatewayCommand: ParsableCommand {
         let server: Gateway
         do {
             raiseOpenFileLimit(logger: logger)
-            server = try Gateway(configuration: gateway.configuration(host: host, port: port, backends: backends,
-                                                                          maxMessageBytes: maxMessageBytes),
-                                     logger: logger)
+            var configuration = gateway.configuration(host: host, port: port, backends: backends, maxMessageBytes: maxMessageBytes)
+            configuration.client.compression = backendCompression.coding
+            server = try Gateway(configuration: configuration, logger: logger)
             try server.start()
         } catch {
             logger.error("cannot start the gateway", metadata: ["cause": "\(error)"])

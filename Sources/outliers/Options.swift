@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import OutliersService
+import ZlibCompression
 
 /// Options every long-running command shares.
 struct LoggingOptions: ParsableArguments {
@@ -92,5 +93,18 @@ struct AuthTokenOptions: ParsableArguments {
 
     func auth() throws -> BearerTokenAuth? {
         try token().flatMap { BearerTokenAuth(token: $0) }
+    }
+}
+
+/// `--compression gzip|deflate|none`: how a client compresses its gRPC messages.
+enum CompressionArgument: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case gzip, deflate, none
+
+    var coding: ZlibCoding? {
+        switch self {
+        case .gzip: .gzip
+        case .deflate: .deflate
+        case .none: nil
+        }
     }
 }

@@ -78,7 +78,7 @@ private func replacing(_ name: String, with value: String?) -> [(String, String)
     let harness = try Harness()
     harness.headers(replacing(":method", with: "GET"))
     #expect(harness.sink.responses[1]?.hasBody == false)
-    #expect(harness.response() == [":status": "405", "content-type": "application/grpc", "grpc-accept-encoding": "identity",
+    #expect(harness.response() == [":status": "405", "content-type": "application/grpc", "grpc-accept-encoding": "identity,deflate,gzip",
                                    "grpc-status": "12", "grpc-message": "method GET not allowed; gRPC uses POST"])
 }
 
@@ -124,7 +124,7 @@ func malformedGRPCTimeoutIsInternal(timeout: String) throws {
     framed.withUnsafeBytes { harness.handler.dataReceived(on: 1, $0) }
     harness.handler.requestEnded(on: 1)
     #expect(harness.sink.responses[1]?.hasBody == true)
-    #expect(harness.response() == [":status": "200", "content-type": "application/grpc", "grpc-accept-encoding": "identity"])
+    #expect(harness.response() == [":status": "200", "content-type": "application/grpc", "grpc-accept-encoding": "identity,deflate,gzip"])
     var body = [UInt8](repeating: 0, count: 64)
     let chunk = body.withUnsafeMutableBytes { harness.handler.readBody(on: 1, into: $0) }
     #expect(chunk == .last(framed.count))

@@ -1,4 +1,5 @@
 import Testing
+import ZlibCompression
 @_spi(Fuzzing) @testable import H2GRPC
 
 // MARK: Message framing
@@ -61,14 +62,42 @@ private func deframe(_ messages: [[UInt8]], cuts: [Int], limit: Int = 1 << 20) t
     #expect(MessageDeframer.Failure.tooLarge(length: 5_242_880, limit: 4_194_304).rpcError.code == .resourceExhausted)
 }
 
-@Test func deframerRefusesCompressionAndBadFlags() {
+@Test func deframerRefusesUnknownCompressionAndBadFlags() {
     var compressed = MessageDeframer(maximumMessageLength: 100)
     #expect(throws: MessageDeframer.Failure.compressed(encoding: nil)) { try compressed.append([1, 0, 0, 0, 1, 42]) }
+    var snappy = MessageDeframer(maximumMessageLength: 100)
+    snappy.messageEncoding = "snappy"
+    #expect(throws: MessageDeframer.Failure.compressed(encoding: "snappy")) { try snappy.append([1, 0, 0, 0, 1, 42]) }
     var gzip = MessageDeframer(maximumMessageLength: 100)
     gzip.messageEncoding = "gzip"
-    #expect(throws: MessageDeframer.Failure.compressed(encoding: "gzip")) { try gzip.append([1, 0, 0, 0, 1, 42]) }
+    #expect(throws: MessageDeframer.Failure.undecompressable(encoding: "gzip", reason: "ends before its gzip stream does")) {
+        try gzip.append([1, 0, 0, 0, 1, 42])
+    }
     var bad = MessageDeframer(maximumMessageLength: 100)
     #expect(throws: MessageDeframer.Failure.badFlag(2)) { try bad.append([2, 0, 0, 0, 0]) }
+}
+
+/// gzip and deflate messages are decompressed, split anywhere, and the limit holds for
+/// the decompressed size too.
+@Test(arguments: ["gzip", "deflate", "GZIP"])
+func deframerDecompresses(_ encoding: String) throws {
+    let message = Array((0..<300).map { UInt8($0 % 7) })
+    let coding = try #require(ZlibCoding(name: encoding))
+    let framed = MessageFramer.prefix(length: Zlib.compress(message, as: coding).count, compressed: true)
+        + Zlib.compress(message, as: coding) + MessageFramer.frame([9])
+    for split in [1, 3, 5, 6, framed.count - 1] {
+        var deframer = MessageDeframer(maximumMessageLength: 300)
+        deframer.messageEncoding = encoding
+        try deframer.append(Array(framed[..<split]))
+        try deframer.append(Array(framed[split...]))
+        #expect(try deframer.next() == message)
+        #expect(try deframer.next() == [9])
+    }
+    var small = MessageDeframer(maximumMessageLength: 299)
+    small.messageEncoding = encoding
+    #expect(throws: MessageDeframer.Failure.tooLargeAfterDecompression(limit: 299)) { try small.append(framed) }
+    #expect(MessageDeframer.Failure.tooLargeAfterDecompression(limit: 299).rpcError.code == .resourceExhausted)
+    #expect(MessageDeframer.Failure.undecompressable(encoding: "gzip", reason: "x").rpcError.code == .internalError)
 }
 
 /// grpc-go's statuses: a compressed flag without an encoding is the sender's error
@@ -77,8 +106,8 @@ private func deframe(_ messages: [[UInt8]], cuts: [Int], limit: Int = 1 << 20) t
     (nil, RPCError.Code.internalError, "grpc: compressed flag set with identity or empty encoding"),
     ("", .internalError, "grpc: compressed flag set with identity or empty encoding"),
     ("identity", .internalError, "grpc: compressed flag set with identity or empty encoding"),
-    ("gzip", .unimplemented, "grpc: Decompressor is not installed for grpc-encoding \"gzip\""),
     ("snappy", .unimplemented, "grpc: Decompressor is not installed for grpc-encoding \"snappy\""),
+    ("br", .unimplemented, "grpc: Decompressor is not installed for grpc-encoding \"br\""),
 ] as [(String?, RPCError.Code, String)])
 func compressedMessageStatus(encoding: String?, code: RPCError.Code, message: String) {
     let status = MessageDeframer.Failure.compressed(encoding: encoding).rpcError

@@ -341,3 +341,127 @@ def test_bad_cors_origin_flags_are_refused(value):
     out = subprocess.run([str(require_binary()), "gateway", "--backend", "127.0.0.1:1", "--cors-origin", value],
                          capture_output=True, text=True, timeout=TIMEOUT)
     assert out.returncode == 64 and "--cors-origin" in out.stderr, out
+
+
+# ----------------------------------------------------------------------------- gRPC compression, client side
+
+class RecordingProxy:
+    """A TCP proxy that records what the client sends, to read it back as HTTP/2."""
+
+    def __init__(self, target_port):
+        import socket
+        import threading
+        self.sent = bytearray()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.target_port = target_port
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+
+            def pump(src, dst, record):
+                while True:
+                    try:
+                        data = src.recv(65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        try:
+                            dst.shutdown(socket.SHUT_WR)
+                        except OSError:
+                            pass
+                        return
+                    if record:
+                        self.sent.extend(data)
+                    dst.sendall(data)
+            for src, dst, record in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=pump, args=(src, dst, record), daemon=True).start()
+
+    def requests(self):
+        """[(headers dict, body bytes)] of the streams the client opened."""
+        import h2.config
+        import h2.connection
+        import h2.events
+        conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+        streams = {}
+        for event in conn.receive_data(bytes(self.sent)):
+            if isinstance(event, h2.events.RequestReceived):
+                streams[event.stream_id] = [dict(event.headers), b""]
+            elif isinstance(event, h2.events.DataReceived):
+                streams[event.stream_id][1] += event.data
+        return [tuple(v) for v in streams.values()]
+
+    def close(self):
+        self.listener.close()
+
+
+@pytest.fixture
+def compressing_grpcio_server(pb):
+    """A grpcio Detect server (the article's rule, numpy) that compresses its answers with gzip."""
+    import numpy as np
+    from concurrent import futures
+
+    def detect(request, context):
+        data = np.array([m.value for m in request.metrics], dtype=np.float64)
+        indices = np.where(np.abs(data - data.mean()) > 2 * data.std())[0] if len(data) else []
+        return pb.OutliersResponse(indices=[int(i) for i in indices])
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), compression=grpc.Compression.Gzip)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("pb.Outliers", {
+        "Detect": grpc.unary_unary_rpc_method_handler(detect, request_deserializer=pb.OutliersRequest.FromString,
+                                                      response_serializer=pb.OutliersResponse.SerializeToString)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield port
+    server.stop(grace=None)
+
+
+def compressed_requests(proxy):
+    out = []
+    for headers, body in proxy.requests():
+        if headers.get(":path") == "/pb.Outliers/Detect":
+            out.append((headers.get("grpc-encoding"), body[0] if body else None, headers.get("grpc-accept-encoding")))
+    return out
+
+
+@pytest.mark.parametrize("compression", ["gzip", "deflate"])
+def test_outliers_detect_compresses_for_grpcio(compressing_grpcio_server, compression):
+    proxy = RecordingProxy(compressing_grpcio_server)
+    try:
+        out = subprocess.run([str(require_binary()), "detect", "--server", f"127.0.0.1:{proxy.port}", "--demo",
+                              "--compression", compression], capture_output=True, text=True, timeout=TIMEOUT)
+        # grpcio read the compressed request; we read its gzip answer.
+        assert out.returncode == 0 and out.stdout.strip() == "outliers at: [7 113 835]", out
+        (encoding, flag, accepted), = compressed_requests(proxy)
+        assert (encoding, flag) == (compression, 1)
+        assert {"gzip", "deflate"} <= set(accepted.split(","))
+    finally:
+        proxy.close()
+
+
+def test_gateway_backend_compression(compressing_grpcio_server, tmp_path):
+    proxy = RecordingProxy(compressing_grpcio_server)
+    procs = Processes(tmp_path)
+    try:
+        gw = procs.gateway([f"127.0.0.1:{proxy.port}"], "--backend-compression", "gzip")
+        article = Path(__file__).parents[2] / "examples" / "metrics.json"
+        status, _, data = exchange(gw.port, "POST", "/detect", [("Content-Type", "application/json")], article.read_bytes())
+        assert (status, data) == (200, b'{"indices":[7,113,835]}')
+        assert compressed_requests(proxy) == [("gzip", 1, "identity,deflate,gzip")]
+        # Without the flag, nothing is compressed.
+        plain = procs.gateway([f"127.0.0.1:{proxy.port}"])
+        proxy.sent.clear()
+        assert exchange(plain.port, "POST", "/detect", body=ARTICLE)[:3:2] == (200, b'{"indices":[5]}')
+        assert compressed_requests(proxy) == [(None, 0, "identity,deflate,gzip")]
+    finally:
+        procs.stop_all()
+        proxy.close()

@@ -7,6 +7,8 @@ final class ClientCall {
     /// only into nghttp2's DATA frames.
     let requestMessage: [UInt8]
     let prefix: [UInt8]
+    /// `requestMessage` is compressed, in the channel's `compression`.
+    let compressed: Bool
     /// Bytes of the framed request (prefix, then message) in all.
     var bodyCount: Int { prefix.count + requestMessage.count }
     let metadata: [(name: String, value: String)]
@@ -36,11 +38,12 @@ final class ClientCall {
     var messageCount = 0
     var failure: RPCError?
 
-    init(path: String, message: [UInt8], metadata: [(name: String, value: String)], deadline: UInt64?,
+    init(path: String, message: [UInt8], compressed: Bool = false, metadata: [(name: String, value: String)], deadline: UInt64?,
          maximumReceiveMessageLength: Int, completion: @escaping @Sendable (Result<GRPCResponse, RPCError>) -> Void) {
         self.path = path
         self.requestMessage = message
-        self.prefix = MessageFramer.prefix(length: message.count)
+        self.compressed = compressed
+        self.prefix = MessageFramer.prefix(length: message.count, compressed: compressed)
         self.metadata = metadata
         self.deadline = deadline
         self.completion = completion

@@ -151,6 +151,8 @@ final class ClientConnection: HTTP2Connection {
         }
         headers.add("content-type", "application/grpc")
         headers.add("user-agent", configuration.userAgent)
+        if call.compressed, let coding = configuration.compression { headers.add("grpc-encoding", coding.rawValue) }
+        headers.add("grpc-accept-encoding", ServerCallHandler.acceptedEncodings)
         for (name, value) in call.metadata { headers.add(name, value) }
         var provider = HTTP2Connection.bodyProvider
         let streamID = headers.withNameValues { nva, count in

@@ -1,6 +1,7 @@
 import Dispatch
 import POSIXSupport
 import Synchronization
+import ZlibCompression
 
 /// A gRPC client over cleartext HTTP/2 (h2c, prior knowledge) to one or more
 /// `host:port` targets, each resolved to every address. Calls are balanced
@@ -46,7 +47,10 @@ public final class GRPCChannel: Sendable {
                       timeout: Duration? = nil,
                       completion: @escaping @Sendable (Result<GRPCResponse, RPCError>) -> Void) -> CallHandle {
         let deadline = timeout.map { $0.deadline(from: MonotonicClock.now()) }
-        let call = LoopBound(handingOver: ClientCall(path: path, message: request, metadata: metadata, deadline: deadline,
+        // Compressed here, on the caller's thread, not on the channel's loop.
+        let message = configuration.compression.map { Zlib.compress(request, as: $0) } ?? request
+        let call = LoopBound(handingOver: ClientCall(path: path, message: message, compressed: configuration.compression != nil,
+                                                     metadata: metadata, deadline: deadline,
                                                      maximumReceiveMessageLength: configuration.maximumReceiveMessageLength,
                                                      completion: completion),
                              to: loop)

@@ -1,3 +1,5 @@
+import ZlibCompression
+
 /// How a `GRPCChannel` connects and calls.
 public struct GRPCClientConfiguration: Sendable {
     /// The largest response message accepted (gRPC's default receive limit, 4 MiB).
@@ -20,6 +22,9 @@ public struct GRPCClientConfiguration: Sendable {
     public var transparentRetries = 3
     /// The `user-agent` of every call: applications put their own name first.
     public var userAgent = "h2grpc-swift/0.1"
+    /// How request messages are compressed (grpc-encoding); nil: not at all. Responses
+    /// in gzip or deflate are read either way (grpc-accept-encoding says so).
+    public var compression: ZlibCoding?
 
     public init() {}
 

@@ -1,5 +1,6 @@
 import Dispatch
 import POSIXSupport
+import ZlibCompression
 
 /// The gRPC calls of one server connection, with no socket and no nghttp2 session:
 /// request header checks, routing by path, deadlines, running the handlers, and the
@@ -58,6 +59,8 @@ final class ServerCallHandler {
             // Only matters once a message arrives compressed: the deframer's status then
             // tells an unsupported encoding (UNIMPLEMENTED) from none at all (INTERNAL).
             stream.messageEncoding = valuePointer.string(length: valueLength)
+        } else if namePointer.equals("grpc-accept-encoding", length: nameLength) {
+            stream.acceptEncoding = valuePointer.string(length: valueLength)
         } else if namePointer.equals("te", length: nameLength) || namePointer.equals("user-agent", length: nameLength)
                     || namePointer.hasPrefix("grpc-", length: nameLength) {
             // Reserved for the protocol.
@@ -66,9 +69,18 @@ final class ServerCallHandler {
         }
     }
 
+    /// What every response advertises in grpc-accept-encoding (PROTOCOL-HTTP2.md), in
+    /// grpcio's spelling.
+    static let acceptedEncodings = "identity,deflate,gzip"
+
     /// The request headers are complete: route the call or refuse it at once.
     func requestHeadersReceived(on id: Int32) {
         guard let stream = streams[id] else { return }
+        if let encoding = stream.messageEncoding, let coding = ZlibCoding(name: encoding),
+           let accepted = stream.acceptEncoding,
+           accepted.split(separator: ",").contains(where: { ZlibCoding(name: $0.trimmingCharacters(in: .whitespaces)) == coding }) {
+            stream.responseCoding = coding
+        }
         guard stream.method == "POST" else {
             respondImmediately(stream, httpStatus: 405,
                                status: Status(code: .unimplemented, message: "method \(stream.method) not allowed; gRPC uses POST"))
@@ -232,7 +244,7 @@ final class ServerCallHandler {
         headers.add("content-type", "application/grpc")
         // PROTOCOL-HTTP2.md: with UNIMPLEMENTED for a compressed message, the server names
         // the encodings it accepts; the same header as in any other response.
-        headers.add("grpc-accept-encoding", "identity")
+        headers.add("grpc-accept-encoding", Self.acceptedEncodings)
         headers.addStatus(status)
         sink?.submitResponse(on: stream.id, headers, hasBody: false)
     }
@@ -240,7 +252,11 @@ final class ServerCallHandler {
     /// Queues one response message; the response headers go out with the first.
     func send(_ message: [UInt8], on stream: ServerStream) {
         guard !stream.closed, stream.phase != .done, stream.finalStatus == nil else { return }
-        MessageFramer.appendFrame(message, to: &stream.outbound)
+        if let coding = stream.responseCoding {
+            MessageFramer.appendFrame(Zlib.compress(message, as: coding), compressed: true, to: &stream.outbound)
+        } else {
+            MessageFramer.appendFrame(message, to: &stream.outbound)
+        }
         startOrResumeBody(stream)
     }
 
@@ -270,7 +286,8 @@ final class ServerCallHandler {
         var headers = HeaderBlock()
         headers.add(":status", "200")
         headers.add("content-type", "application/grpc")
-        headers.add("grpc-accept-encoding", "identity")
+        if let coding = stream.responseCoding { headers.add("grpc-encoding", coding.rawValue) }
+        headers.add("grpc-accept-encoding", Self.acceptedEncodings)
         sink?.submitResponse(on: stream.id, headers, hasBody: true)
     }
 

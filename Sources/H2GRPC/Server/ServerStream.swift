@@ -1,3 +1,5 @@
+import ZlibCompression
+
 /// One gRPC call on a server connection: the request as it arrives, the response
 /// as it leaves. Confined to the connection's event loop.
 final class ServerStream {
@@ -24,6 +26,12 @@ final class ServerStream {
         get { deframer.messageEncoding }
         set { deframer.messageEncoding = newValue }
     }
+    /// grpc-accept-encoding: the encodings the client reads.
+    var acceptEncoding: String?
+    /// How this call's response messages are compressed: the request's encoding, when
+    /// it is one we write and the client says it reads it (grpc-go answers in the
+    /// request's encoding too); nil: not at all.
+    var responseCoding: ZlibCoding?
     var metadata: [(name: String, value: String)] = []
     // Request body.
     var deframer: MessageDeframer

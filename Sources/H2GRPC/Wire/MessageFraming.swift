@@ -1,8 +1,14 @@
+import ZlibCompression
+
 /// gRPC's length-prefixed messages (PROTOCOL-HTTP2.md, "Length-Prefixed-Message"):
 /// a 1-byte compressed flag, a 4-byte big-endian length, then the message. DATA
 /// frame boundaries have nothing to do with message boundaries, so the reader
 /// accepts its input split in any way and keeps only what it has not yet framed.
 /// Public for the fuzz package only (`@_spi(Fuzzing) import H2GRPC`).
+///
+/// A message with the compressed flag is decompressed when the stream's grpc-encoding
+/// is gzip or deflate, the receive limit applying to both its compressed and its
+/// decompressed size.
 @_spi(Fuzzing) public struct MessageDeframer: Sendable {
     public enum Failure: Error, Equatable, Sendable {
         /// The length prefix announces more than the receive limit.
@@ -12,6 +18,10 @@
         case compressed(encoding: String?)
         /// The flag byte is neither 0 nor 1.
         case badFlag(UInt8)
+        /// A compressed message decompresses to more than the receive limit.
+        case tooLargeAfterDecompression(limit: Int)
+        /// A compressed message is not valid data of its encoding.
+        case undecompressable(encoding: String, reason: String)
 
         /// How the call fails.
         public var rpcError: RPCError {
@@ -28,6 +38,10 @@
                 return RPCError(code: .unimplemented, message: "grpc: Decompressor is not installed for grpc-encoding \"\(encoding)\"")
             case .badFlag(let flag):
                 return RPCError(code: .internalError, message: "invalid compressed flag \(flag) in message prefix")
+            case .tooLargeAfterDecompression(let limit):
+                return RPCError(code: .resourceExhausted, message: "grpc: received message after decompression larger than max (\(limit))")
+            case .undecompressable(let encoding, let reason):
+                return RPCError(code: .internalError, message: "grpc: failed to decompress the received message (\(encoding)): \(reason)")
             }
         }
     }
@@ -39,6 +53,8 @@
     private var prefix: [UInt8] = []
     /// The length of the message whose prefix has arrived, while its bytes arrive.
     private var expectedLength: Int?
+    /// That message has the compressed flag (and the stream an encoding we read).
+    private var compressed = false
     /// The bytes of that message so far, reserved to its length at once: a message
     /// is copied once from the DATA frames into its own array, which `next` hands out
     /// as it is (no copy out of a shared buffer, no regrowth as frames arrive).
@@ -108,13 +124,14 @@
         let length = Int(prefix[1]) << 24 | Int(prefix[2]) << 16 | Int(prefix[3]) << 8 | Int(prefix[4])
         if flag > 1 {
             failure = .badFlag(flag)
-        } else if flag == 1 {
+        } else if flag == 1 && messageEncoding.flatMap(ZlibCoding.init(name:)) == nil {
             failure = .compressed(encoding: messageEncoding)
         } else if length > maximumMessageLength {
             failure = .tooLarge(length: length, limit: maximumMessageLength)
         }
         guard failure == nil else { return }
         prefix.removeAll(keepingCapacity: true)
+        compressed = flag == 1
         expectedLength = length
         message = []
         message.reserveCapacity(length)
@@ -122,9 +139,21 @@
     }
 
     private mutating func completeMessage() {
-        ready.append(message)
-        message = []
-        expectedLength = nil
+        defer {
+            message = []
+            expectedLength = nil
+        }
+        guard compressed, let encoding = messageEncoding, let coding = ZlibCoding(name: encoding) else {
+            ready.append(message)
+            return
+        }
+        do {
+            ready.append(try Zlib.decompress(message, from: coding, limit: maximumMessageLength))
+        } catch .tooLarge {
+            failure = .tooLargeAfterDecompression(limit: maximumMessageLength)
+        } catch {
+            failure = .undecompressable(encoding: encoding, reason: error.description)
+        }
     }
 }
 
@@ -138,16 +167,16 @@
         return framed
     }
 
-    public static func appendFrame(_ message: [UInt8], to output: inout [UInt8]) {
-        output.append(contentsOf: prefix(length: message.count))
+    public static func appendFrame(_ message: [UInt8], compressed: Bool = false, to output: inout [UInt8]) {
+        output.append(contentsOf: prefix(length: message.count, compressed: compressed))
         output.append(contentsOf: message)
     }
 
-    /// The 5-byte prefix of an uncompressed message of `length` bytes.
-    public static func prefix(length: Int) -> [UInt8] {
+    /// The 5-byte prefix of a message of `length` bytes (as sent: compressed, when it is).
+    public static func prefix(length: Int, compressed: Bool = false) -> [UInt8] {
         precondition(length >= 0 && length <= Int(UInt32.max), "a gRPC message of \(length) bytes")
         let length = UInt32(length)
-        return [0, UInt8(truncatingIfNeeded: length >> 24), UInt8(truncatingIfNeeded: length >> 16),
+        return [compressed ? 1 : 0, UInt8(truncatingIfNeeded: length >> 24), UInt8(truncatingIfNeeded: length >> 16),
                 UInt8(truncatingIfNeeded: length >> 8), UInt8(truncatingIfNeeded: length)]
     }
 }
