@@ -86,7 +86,7 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
-        .testTarget(name: "RESTGatewayTests", dependencies: ["RESTGateway"]),
+        .testTarget(name: "RESTGatewayTests", dependencies: ["RESTGateway", "ZlibCompression"]),
 
         // The client side of the contract: the article's demo request, one Detect call,
         // and the load generator behind `outliers detect --calls`.

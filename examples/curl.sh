@@ -119,6 +119,14 @@ echo "# With 'outliers serve --auth-token-file FILE', a request without 'Authori
 echo "# With 'outliers serve --cors-origin https://app.example', a browser's preflight from that origin gets 204:"
 echo "#   curl -si -X OPTIONS $URL/detect -H 'Origin: https://app.example' -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: content-type'"
 
+section "Compression: Content-Encoding gzip/deflate in, gzip out for Accept-Encoding: gzip (answers of 1 KiB or more)"
+show "A gzip body (the limit applies to its decompressed size)" \
+  "gzip -c examples/metrics.json | $CURL $URL/detect -H 'Content-Encoding: gzip' --data-binary @-"
+show "Another coding: 415 naming it" \
+  "$CURL $URL/detect -H 'Content-Encoding: br' -d '[1]' $STATUS"
+show "curl --compressed: a gzipped answer, decoded by curl (here the spec, 40 KB; Content-Encoding in the head)" \
+  "$CURL --compressed -D - -o /dev/null $URL/openapi.yaml"
+
 section "Operations"
 show "Readiness: the backend's grpc.health.v1 Check (503 when it is down or not serving)" \
   "$CURL $URL/healthz $STATUS"

@@ -20,7 +20,10 @@ extension Gateway {
                 state.response = messageTooLarge(bodyBytes: state.body.count)
                 return
             case .failure(let error):
-                state.response = errorResponse(.invalidArgument, error.description)
+                // gzip's magic number: a compressed body sent without its Content-Encoding.
+                let hint = state.body.starts(with: [0x1F, 0x8B]) && state.inflater == nil
+                    ? " (the body looks gzip-compressed: send it with Content-Encoding: gzip)" : ""
+                state.response = errorResponse(.invalidArgument, error.description + hint)
                 return
             }
         case .protobuf:

@@ -59,6 +59,10 @@ extension Gateway {
             return
         }
         guard state.response == nil else { return }
+        if let inflater = state.inflater {
+            receiveCompressed(state, chunk, inflater)
+            return
+        }
         if state.body.isEmpty, let expected = state.expectedBodyBytes {
             state.body.reserveCapacity(min(expected, configuration.maximumBodyBytes))
         }
@@ -68,6 +72,7 @@ extension Gateway {
     /// The body is complete: answer now, or suspend and answer from the backend's completion.
     fileprivate func finishUpload(_ state: RequestState, connection: OpaquePointer) {
         if let id = state.connectionID { connections.bodyReceived(id: id) }
+        if state.response == nil, let inflater = state.inflater { finishCompressed(state, inflater) }
         guard state.response == nil else { return }
         dispatch(state, connection: connection)
     }
@@ -133,6 +138,7 @@ extension Gateway {
     }
 
     fileprivate func queue(_ response: HTTPResponse, for state: RequestState, on connection: OpaquePointer) -> MHD_Result {
+        let response = compressedIfAccepted(response, for: state)
         let reply = response.body.withUnsafeBytes { raw in
             MHD_create_response_from_buffer(raw.count, UnsafeMutableRawPointer(mutating: raw.baseAddress),
                                             MHD_ResponseMemoryMode.RESPMEM_MUST_COPY)
@@ -141,14 +147,17 @@ extension Gateway {
         if !response.contentType.isEmpty { MHD_add_response_header(reply, "Content-Type", response.contentType) }
         MHD_add_response_header(reply, "X-Request-Id", state.requestID)
         for (name, value) in response.headers { MHD_add_response_header(reply, name, value) }
+        // Answers may be gzipped, so they differ by Accept-Encoding (and by Origin once
+        // CORS is on, whether this one allowed it or not).
+        var vary = "Accept-Encoding"
         if configuration.cors != nil, response.status != 204 || state.method != "OPTIONS" {
-            // Answers differ by Origin once CORS is on, whether this one allowed it or not.
             if let allowOrigin = state.allowOrigin {
                 MHD_add_response_header(reply, "Access-Control-Allow-Origin", allowOrigin)
                 MHD_add_response_header(reply, "Access-Control-Expose-Headers", CORSPolicy.exposedHeaders(response.headers))
             }
-            if state.allowOrigin != "*" { MHD_add_response_header(reply, "Vary", "Origin") }
+            if state.allowOrigin != "*" { vary = "Origin, Accept-Encoding" }
         }
+        if !response.headers.contains(where: { $0.0 == "Vary" }) { MHD_add_response_header(reply, "Vary", vary) }
         if state.closeAfterResponse || draining.load(ordering: .relaxed) {
             MHD_add_response_header(reply, "Connection", "close")
         }

@@ -1,6 +1,7 @@
 import CMicroHTTPD
 import H2GRPC
 import Synchronization
+import ZlibCompression
 
 /// A response ready to queue.
 struct HTTPResponse: Sendable {
@@ -49,6 +50,10 @@ final class RequestState {
     var call: PendingCall?
     var sentStatus: Int?
     var format = BodyFormat.json
+    /// The body's Content-Encoding decoder, when it has one.
+    var inflater: Inflater?
+    /// Accept-Encoding takes gzip.
+    var acceptsGzip = false
     var wantsProtobuf = false
     var timeoutNanoseconds: Int64 = 0
 

@@ -1,5 +1,6 @@
 import CMicroHTTPD
 import H2GRPC
+import ZlibCompression
 
 /// The routes of DESIGN.md §2.
 enum Route: String {
@@ -29,6 +30,7 @@ extension Gateway {
     /// Decides what a request is from its method, path and headers; early errors
     /// (404, 405, 413 from Content-Length, 415, a bad Grpc-Timeout) are set here.
     func route(_ state: RequestState, connection: OpaquePointer) {
+        state.acceptsGzip = Self.acceptsGzip(header(connection, "Accept-Encoding"))
         // The query string plays no part in routing.
         let path = state.path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
         if let length = header(connection, "Content-Length"), let bytes = Int(length) {
@@ -69,6 +71,13 @@ extension Gateway {
             let given = header(connection, "Content-Type") ?? ""
             state.response = errorResponse(.invalidArgument,
                 "unsupported Content-Type \"\(given)\": send application/json or application/x-protobuf", httpStatus: 415)
+            return
+        }
+        switch Self.requestCoding(contentEncoding: header(connection, "Content-Encoding")) {
+        case .success(let coding):
+            state.inflater = coding.map { Inflater($0, limit: configuration.maximumBodyBytes) }
+        case .failure(let refusal):
+            state.response = errorResponse(.invalidArgument, refusal.reason, httpStatus: 415)
             return
         }
         state.wantsProtobuf = Self.acceptsProtobuf(header(connection, "Accept"))

@@ -11,15 +11,17 @@ Run:  .venv/bin/python -m pytest Tests/interop/test_gateway_features.py
 """
 
 import base64
+import gzip
 import json
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import grpc
 import pytest
 
-from conftest import Processes, free_port, http_exchange, require_binary
+from conftest import Processes, free_port, http_exchange, record_measurement, require_binary
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 
@@ -465,3 +467,108 @@ def test_gateway_backend_compression(compressing_grpcio_server, tmp_path):
     finally:
         procs.stop_all()
         proxy.close()
+
+
+# ----------------------------------------------------------------------------- HTTP compression
+
+ARTICLE_FILE = Path(__file__).parents[2] / "examples" / "metrics.json"
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    procs = Processes(tmp_path_factory.mktemp("compression"))
+    srv = procs.serve()
+    yield srv
+    procs.stop_all()
+
+
+def raw_deflate(data):
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize("encoding,compress", [
+    ("gzip", gzip.compress), ("GZip", gzip.compress), ("deflate", zlib.compress), ("deflate", raw_deflate),
+    ("identity", lambda b: b), ("gzip, identity", gzip.compress),
+], ids=["gzip", "gzip-any-case", "deflate-zlib", "deflate-raw", "identity", "gzip-identity"])
+def test_compressed_request_bodies_are_read(plain, encoding, compress):
+    body = compress(ARTICLE_FILE.read_bytes())
+    status, _, data = exchange(plain.port, "POST", "/detect", [("Content-Encoding", encoding)], body)
+    assert (status, data) == (200, b'{"indices":[7,113,835]}'), (status, data)
+
+
+def test_gzip_request_with_curl_chunked(plain, tmp_path):
+    gz = tmp_path / "metrics.json.gz"
+    gz.write_bytes(gzip.compress(ARTICLE_FILE.read_bytes()))
+    out = subprocess.run(["curl", "-sS", "-H", "Content-Encoding: gzip", "-H", "Transfer-Encoding: chunked",
+                          "--data-binary", f"@{gz}", plain.url + "/detect"], capture_output=True, text=True,
+                         timeout=TIMEOUT, check=True)
+    assert out.stdout == '{"indices":[7,113,835]}'
+
+
+@pytest.mark.parametrize("encoding,words", [("br", "unsupported Content-Encoding \"br\""),
+                                            ("gzip, gzip", "more than one coding"), ("compress", "\"compress\"")])
+def test_other_content_encodings_are_415(plain, encoding, words):
+    status, _, data = exchange(plain.port, "POST", "/detect", [("Content-Encoding", encoding)], b"[1]")
+    assert status == 415 and words in json.loads(data)["message"], (status, data)
+
+
+def test_broken_compressed_bodies_are_400(plain):
+    good = gzip.compress(ARTICLE_FILE.read_bytes())
+    for body, words in [(b"not gzip at all", "not valid gzip"), (good[:-12], "ends before its gzip stream"),
+                        (good + b"junk!", "not valid gzip")]:
+        status, _, data = exchange(plain.port, "POST", "/detect", [("Content-Encoding", "gzip")], body)
+        assert status == 400 and words in json.loads(data)["message"], (status, data, words)
+    # Without its Content-Encoding a gzip body is JSON that does not parse, and the message says why.
+    status, _, data = exchange(plain.port, "POST", "/detect", body=good)
+    assert status == 400 and "Content-Encoding: gzip" in json.loads(data)["message"]
+
+
+def test_a_gzip_bomb_is_413_with_bounded_memory(tmp_path):
+    """1 GB of zeros in about 1 MB of gzip: 413 once 16 MiB (the body limit) is passed,
+    and the gateway's memory stays far below the gigabyte."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    bomb = b"".join(compressor.compress(zeros) for _ in range(1024)) + compressor.flush()
+    assert len(bomb) < 2 << 20
+    procs = Processes(tmp_path)
+    try:
+        srv = procs.serve()
+        status, headers, data = exchange(srv.port, "POST", "/detect", [("Content-Encoding", "gzip")], bomb)
+        assert status == 413 and "decompresses to more than 16777216 bytes" in json.loads(data)["message"], (status, data)
+        with open(f"/proc/{srv.pid}/status") as f:
+            peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+        record_measurement(f"1 GiB gzip bomb ({len(bomb):,} bytes): 413; gateway peak resident memory {peak / 1024:.0f} MiB")
+        assert peak < 100 * 1024, f"peak resident memory {peak} KiB"
+        srv.check_alive()
+    finally:
+        procs.stop_all()
+
+
+def test_answers_are_gzipped_for_clients_that_accept_it(plain):
+    # 10,000 values, 15% of them 1 and the rest 0: all the 1s lie beyond two standard
+    # deviations, so the answer lists 1,500 indices (about 7 kB).
+    values = [1 if i % 20 < 3 else 0 for i in range(10_000)]
+    expected = json.dumps({"indices": [i for i, v in enumerate(values) if v]}, separators=(",", ":")).encode()
+    body = json.dumps(values).encode()
+    status, headers, data = exchange(plain.port, "POST", "/detect", [("Accept-Encoding", "gzip")], body)
+    h = dict(headers)
+    assert status == 200 and h.get("content-encoding") == "gzip", headers
+    assert "accept-encoding" in h["vary"].lower()
+    assert gzip.decompress(data) == expected
+    assert int(h["content-length"]) == len(data) < len(expected)
+    # Not accepted (absent, q=0, identity only): as it is.
+    for accept in (None, "gzip;q=0", "identity", "br", "*;q=0"):
+        status, headers, data = exchange(plain.port, "POST", "/detect", [("Accept-Encoding", accept)] if accept else [], body)
+        assert status == 200 and "content-encoding" not in dict(headers) and data == expected, accept
+    # A small answer is not worth it.
+    status, headers, data = exchange(plain.port, "POST", "/detect", [("Accept-Encoding", "gzip")], ARTICLE)
+    assert data == b'{"indices":[5]}' and "content-encoding" not in dict(headers)
+
+
+def test_curl_compressed_reads_gzipped_answers(plain):
+    out = subprocess.run(["curl", "-sS", "--compressed", "-D", "-", plain.url + "/openapi.yaml"],
+                         capture_output=True, timeout=TIMEOUT, check=True).stdout
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert b"content-encoding: gzip" in head.lower(), head
+    assert body == (Path(__file__).parents[2] / "openapi.yaml").read_bytes()
