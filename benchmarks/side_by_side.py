@@ -10,12 +10,15 @@ Sections (SECTIONS, default all):
   c  latency p50/p99 through each gateway at -c16 and -c256 (pinned)
   d  size: 10, 1000, 100000 metrics through outliers serve, -c1: time per metric
   e  100,000 bare numbers against 100,000 metric objects through outliers serve, -c1
+  f  the 1000-metric body gzipped (Content-Encoding: gzip, about 8 KB instead of 71 KB)
+     against the same body plain, through outliers serve, wrk -c16, pinned
 
 Every system is checked for the right answer before it is measured; a system that
 does not start or answers wrongly fails the run. BASELINE_BIN adds a second outliers
 binary (an older build) as a system of its own, measured in the same rounds.
 """
 
+import gzip
 import json
 import os
 import random
@@ -32,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 PEERS = REPO / ".build-peers"
 R = int(os.environ.get("R", "3"))
 DURATION = int(os.environ.get("DURATION", "5"))
-SECTIONS = os.environ.get("SECTIONS", "a b c d e").split()
+SECTIONS = os.environ.get("SECTIONS", "a b c d e f").split()
 OURS = Path(os.environ.get("OUTLIERS_BIN", REPO / ".build/release/outliers"))
 BASELINE = Path(os.environ["BASELINE_BIN"]) if os.environ.get("BASELINE_BIN") else None
 OUT = Path(os.environ.get("OUT", REPO / ".build-bench" / time.strftime("side-by-side-%Y%m%d-%H%M%S")))
@@ -137,8 +140,9 @@ def check_backend(system, port):
         fail(f"{system} answered the article's client wrongly: {result.stdout}{result.stderr}")
 
 
-def check_gateway(system, port, body):
-    result = subprocess.run(["curl", "-s", "--max-time", "30", "-H", "Content-Type: application/json",
+def check_gateway(system, port, body, headers=None):
+    extra = [arg for k, v in (headers or {}).items() for arg in ("-H", f"{k}: {v}")]
+    result = subprocess.run(["curl", "-s", "--max-time", "30", "-H", "Content-Type: application/json", *extra,
                              "--data-binary", f"@{body}", f"http://127.0.0.1:{port}/detect"],
                             capture_output=True, text=True)
     try:
@@ -162,10 +166,11 @@ def h2load(port, streams):
     return float(rate.group(1))
 
 
-def wrk(port, body, connections, pinned=True, duration=None):
-    lua = OUT / f"post-{Path(body).stem}.lua"
+def wrk(port, body, connections, pinned=True, duration=None, headers=None):
+    lua = OUT / f"post-{Path(body).name}.lua"
     if not lua.exists():
-        lua.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
+        lua.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n' + extra +
                        f'local f = assert(io.open("{body}", "rb"))\nwrk.body = f:read("*a")\nf:close()\n')
     argv = (LOAD_CPU if pinned else []) + ["wrk", "-t1", f"-c{connections}", f"-d{duration or DURATION}s",
                                            "--latency", "-s", str(lua), f"http://127.0.0.1:{port}/detect"]
@@ -252,6 +257,16 @@ def main():
                             if check_gateway(system, port, bare) != check_gateway(system, port, objects):
                                 fail(f"{system}: bare numbers and metric objects answered differently")
                             add(("e", system, "bare-100000"), wrk(port, bare, 1))
+        if "f" in SECTIONS:
+            with Processes("f-ours") as processes:
+                port = gateway("ours", processes, True)
+                gzipped = OUT / "req1000.json.gz"
+                if not gzipped.exists():
+                    gzipped.write_bytes(gzip.compress(json_body.read_bytes(), 6))
+                if check_gateway("ours", port, gzipped, {"Content-Encoding": "gzip"}) != EXPECTED:
+                    fail("ours answered the gzipped body wrongly")
+                add(("f", "ours", "plain"), wrk(port, json_body, 16))
+                add(("f", "ours", "gzip"), wrk(port, gzipped, 16, headers={"Content-Encoding": "gzip"}))
     (OUT / "results.json").write_text(json.dumps({" | ".join(k): v for k, v in results.items()}, indent=1))
     summary = report(results, ours)
     (OUT / "summary.md").write_text(summary)
@@ -313,6 +328,13 @@ def report(results, ours):
             bare = 1e3 / median(rates("e", system, "bare-100000"))
             lines.append(f"| {system} | {objects:.1f} | {bare:.1f} | {bare / objects:.2f} |")
         lines.append("")
+    if "f" in SECTIONS:
+        plain, gzipped = median(rates("f", "ours", "plain")), median(rates("f", "ours", "gzip"))
+        sizes = (PEERS / "data/req1000.json").stat().st_size, (OUT / "req1000.json.gz").stat().st_size
+        lines += ["### f. A gzipped body (outliers serve, wrk -t1 -c16, pinned)\n",
+                  "| body | bytes | req/s | / plain |", "|---|---:|---:|---:|",
+                  f"| plain JSON | {sizes[0]:,} | {plain:,.0f} | 1.00 |",
+                  f"| gzip (Content-Encoding: gzip) | {sizes[1]:,} | {gzipped:,.0f} | {gzipped / plain:.2f} |", ""]
     return "\n".join(lines)
 
 

@@ -1,13 +1,16 @@
 // gRPC's length-prefixed message deframer (H2GRPC MessageDeframer).
 // Input: byte 0 picks the receive limit (low 3 bits) and how many times the stream
 // repeats (2^(bits 3-5), so the buffer compaction past 64 KiB is reached); byte 1
-// the number of split points (low 4 bits), then 2 bytes each; the rest is the stream.
+// the number of split points (low 4 bits) and the stream's grpc-encoding (bit 4: gzip,
+// else bit 5: deflate, else none), then 2 bytes each; the rest is the stream.
 // Checks:
 // - fed in fuzzer-chosen pieces, the deframer gives exactly what it gives for the
 //   whole stream at once: the same messages, the same error, the same pending bytes;
 // - both equal a direct reading of the specification (PROTOCOL-HTTP2.md);
 // - framing the messages again (MessageFramer) gives back the stream's consumed
-//   prefix, and each message framed alone deframes to itself.
+//   prefix, and each message framed alone deframes to itself;
+// - with an encoding, compressed messages are decompressed: pieces and the whole
+//   still agree, and no message given out passes the limit (a zip bomb stops there).
 import FuzzSupport
 @_spi(Fuzzing) import H2GRPC
 
@@ -21,8 +24,9 @@ struct Outcome: Equatable {
 }
 
 /// Appends each piece and drains every complete message after it.
-func deframe(_ pieces: [ArraySlice<UInt8>], limit: Int) -> Outcome {
+func deframe(_ pieces: [ArraySlice<UInt8>], limit: Int, encoding: String? = nil) -> Outcome {
     var deframer = MessageDeframer(maximumMessageLength: limit)
+    deframer.messageEncoding = encoding
     var outcome = Outcome()
     do {
         for piece in pieces {
@@ -79,6 +83,18 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         previous = cut
     }
 
+    let encoding: String? = input[1] & 0x10 != 0 ? "gzip" : input[1] & 0x20 != 0 ? "deflate" : nil
+    if let encoding {
+        let whole = deframe([stream[...]], limit: limit, encoding: encoding)
+        let split = deframe(pieces, limit: limit, encoding: encoding)
+        guard split == whole else {
+            fuzzFailure("\(encoding), split at \(cuts) (limit \(limit)): \(split.messages.count) messages, \(String(describing: split.failure)); whole: \(whole.messages.count), \(String(describing: whole.failure)); stream \(shown(stream))")
+        }
+        guard whole.messages.allSatisfy({ $0.count <= limit }) else {
+            fuzzFailure("\(encoding): a message of \(whole.messages.map(\.count).max() ?? 0) bytes passed the limit \(limit)")
+        }
+        return 0
+    }
     let whole = deframe([stream[...]], limit: limit)
     let split = deframe(pieces, limit: limit)
     let expected = specification(stream, limit: limit)
