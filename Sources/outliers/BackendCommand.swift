@@ -38,7 +38,7 @@ struct BackendCommand: ParsableCommand {
     func run() throws {
         // Before any server starts: a signal from then on is never lost.
         SignalWaiter.install()
-        HeapTrimThreshold.set(bytes: HeapTrimThreshold.servers)
+        MallocTuning.forServers()
         let logger = logging.makeLogger("outliers.backend")
         raiseOpenFileLimit(logger: logger)
         let auth = try authToken.auth()

@@ -115,7 +115,7 @@ struct GatewayCommand: ParsableCommand {
     func run() throws {
         // Before any server starts: a signal from then on is never lost.
         SignalWaiter.install()
-        HeapTrimThreshold.set(bytes: HeapTrimThreshold.servers)
+        MallocTuning.forServers()
         let logger = logging.makeLogger("outliers.gateway")
         let backends = backend.split(separator: ",").map(String.init)
         let server: Gateway

@@ -45,7 +45,7 @@ struct ServeCommand: ParsableCommand {
     func run() throws {
         // Before any server starts: a signal from then on is never lost.
         SignalWaiter.install()
-        HeapTrimThreshold.set(bytes: HeapTrimThreshold.servers)
+        MallocTuning.forServers()
         let logger = logging.makeLogger("outliers")
         raiseOpenFileLimit(logger: logger)
         let backend = try startBackend(host: host, port: grpcPort, threads: gateway.threads,

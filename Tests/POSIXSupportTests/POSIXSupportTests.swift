@@ -70,6 +70,18 @@ private func readFile(_ path: String) -> [CChar]? {
     #expect(CoreCount.available <= CoreCount.online)
 }
 
-@Test func glibcTakesTheServersHeapTrimThreshold() {
-    #expect(HeapTrimThreshold.set(bytes: HeapTrimThreshold.servers))
+@Test func glibcTakesTheServersMallocThresholds() {
+    #expect(MallocTuning.forServers())
+    // glibc marks a block mapped on its own with bit 1 (IS_MMAPPED) of the size word
+    // just before it: 1 MiB comes from the heap now, 8 MiB is still mapped. (Per block,
+    // so tests running meanwhile cannot disturb it, as they would mallinfo2's counts.)
+    func isMapped(_ block: UnsafeMutableRawPointer) -> Bool {
+        (block - MemoryLayout<Int>.size).load(as: UInt.self) & 2 != 0
+    }
+    let heap = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    let mapped = UnsafeMutableRawPointer.allocate(byteCount: 8 << 20, alignment: 16)
+    #expect(!isMapped(heap))
+    #expect(isMapped(mapped))
+    mapped.deallocate()
+    heap.deallocate()
 }
