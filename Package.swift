@@ -99,7 +99,7 @@ let package = Package(
 
         // `outliers bench`: JSON against protobuf, size and speed (statistics, codecs, reports).
         .target(name: "SerializationBench", dependencies: [
-            "CZlib", "Detection", "OutliersClient", "OutliersJSON", "OutliersProto", "OutliersService", "POSIXSupport",
+            "Detection", "OutliersClient", "OutliersJSON", "OutliersProto", "OutliersService", "POSIXSupport", "ZlibCompression",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         .testTarget(name: "SerializationBenchTests", dependencies: [
