@@ -70,11 +70,13 @@ private func readFile(_ path: String) -> [CChar]? {
     #expect(CoreCount.available <= CoreCount.online)
 }
 
-/// AddressSanitizer's allocator stands in for glibc's (`swift test --sanitize=address`):
-/// mallopt and glibc's chunk layout do not apply there.
-private let glibcMallocIsInUse = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") == nil
+/// The address and thread sanitizers' allocators stand in for glibc's (`swift test
+/// --sanitize=address|thread`): mallopt and glibc's chunk layout do not apply there.
+private let glibcMallocIsInUse = ["__asan_init", "__tsan_init"].allSatisfy { (symbol: String) in
+    dlsym(UnsafeMutableRawPointer(bitPattern: 0), symbol) == nil
+}
 
-@Test(.enabled(if: glibcMallocIsInUse, "AddressSanitizer replaces glibc's malloc, which mallopt tunes"))
+@Test(.enabled(if: glibcMallocIsInUse, "a sanitizer's allocator replaces glibc's malloc, which mallopt tunes"))
 func glibcTakesTheServersMallocThresholds() {
     #expect(MallocTuning.forServers())
     // glibc marks a block mapped on its own with bit 1 (IS_MMAPPED) of the size word
