@@ -5,7 +5,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 APT_PACKAGES := pkg-config libmicrohttpd-dev libjansson-dev libnghttp2-dev \
-                protobuf-compiler libprotobuf-dev zlib1g-dev nghttp2-client wrk curl
+                protobuf-compiler libprotobuf-dev zlib1g-dev nghttp2-client wrk curl \
+                libssl-dev libgnutls28-dev openssl
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 REQUIREMENTS := Tests/interop/requirements.txt

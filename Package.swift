@@ -35,6 +35,12 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // What Swift's Glibc module cannot reach (accept4 needs _GNU_SOURCE).
         .target(name: "CPOSIXShims"),
+        // OpenSSL (libssl-dev) for gRPC over TLS: contexts, sessions, ALPN h2, errors in
+        // words; its macros and its ALPN callback are C, so they live here.
+        .target(name: "COpenSSL", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        // GnuTLS (libgnutls28-dev) under libmicrohttpd's HTTPS: the gateway's certificate
+        // generations (reloaded on SIGHUP) and client-certificate verification.
+        .target(name: "CGnuTLS", linkerSettings: [.linkedLibrary("gnutls"), .linkedLibrary("microhttpd")]),
 
         // POSIX, not gRPC: the syscall wrapper, socket addresses, listening sockets,
         // the monotonic clock, the core count.
@@ -58,7 +64,7 @@ let package = Package(
         .testTarget(name: "ZlibCompressionTests", dependencies: ["ZlibCompression"]),
 
         .target(name: "H2GRPC", dependencies: [
-            "CNGHTTP2", "CEpoll", "POSIXSupport", "ZlibCompression",
+            "CNGHTTP2", "CEpoll", "COpenSSL", "POSIXSupport", "ZlibCompression",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "H2GRPCTests", dependencies: ["H2GRPC", "POSIXSupport", "ZlibCompression"]),
@@ -80,7 +86,7 @@ let package = Package(
 
         // The REST front: libmicrohttpd, routes, error mapping, /metrics.
         .target(name: "RESTGateway", dependencies: [
-            "CMicroHTTPD", "H2GRPC", "OutliersJSON", "OutliersProto", "POSIXSupport", "ZlibCompression",
+            "CGnuTLS", "CMicroHTTPD", "H2GRPC", "OutliersJSON", "OutliersProto", "POSIXSupport", "ZlibCompression",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),

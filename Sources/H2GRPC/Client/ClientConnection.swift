@@ -15,13 +15,19 @@ final class ClientConnection: HTTP2Connection {
     private var pending: [ClientCall] = []
     private var calls: [Int32: ClientCall] = [:]
     private var connectTimer: TimerHandle?
+    /// The socket connected; the TLS handshake may still run (state stays `.connecting`).
+    private var isTCPConnected = false
+    /// Whether any HTTP/2 frame came from the server: a connection that closes before the
+    /// first one most likely reached something that is not an h2c gRPC server (a TLS port).
+    private var heardFromServer = false
     private weak var channel: ChannelCore?
 
-    init(fd: Int32, endpoint: Endpoint, loop: EventLoop, channel: ChannelCore, configuration: GRPCClientConfiguration) {
+    init(transport: any ByteTransport, endpoint: Endpoint, loop: EventLoop, channel: ChannelCore,
+         configuration: GRPCClientConfiguration) {
         self.endpoint = endpoint
         self.channel = channel
         self.configuration = configuration
-        super.init(transport: TCPTransport(fd: fd), loop: loop)
+        super.init(transport: transport, loop: loop)
     }
 
     /// Opens a non-blocking socket to `endpoint` and starts connecting.
@@ -49,7 +55,19 @@ final class ClientConnection: HTTP2Connection {
             Syscall.close(fd)
             return .failure(RPCError(code: .unavailable, message: error.description))
         }
-        let connection = ClientConnection(fd: fd, endpoint: endpoint, loop: loop, channel: channel, configuration: configuration)
+        let transport: any ByteTransport
+        if let tls = configuration.tls {
+            do {
+                transport = try tls.session(fd: fd, host: endpoint.host)
+            } catch {
+                Syscall.close(fd)
+                return .failure(RPCError(code: .unavailable, message: "TLS to \(endpoint.authority): \(error)"))
+            }
+        } else {
+            transport = TCPTransport(fd: fd)
+        }
+        let connection = ClientConnection(transport: transport, endpoint: endpoint, loop: loop, channel: channel,
+                                          configuration: configuration)
         do {
             try loop.register(fd, events: EPOLLOUT.rawValue, handler: connection)
         } catch {
@@ -69,7 +87,7 @@ final class ClientConnection: HTTP2Connection {
     // MARK: Connecting
 
     override func handleEvents(_ events: UInt32) {
-        guard state == .connecting else {
+        guard state == .connecting && !isTCPConnected else {
             super.handleEvents(events)
             return
         }
@@ -83,19 +101,29 @@ final class ClientConnection: HTTP2Connection {
         connected()
     }
 
+    /// TCP is up: the session starts, over TLS after its handshake (which the connect
+    /// timer still bounds: the connection is not ready before).
     private func connected() {
-        connectTimer?.cancel()
+        isTCPConnected = true
         loop.unregister(fd)
         do {
-            // Prior knowledge: nghttp2 sends the client preface with this first SETTINGS.
+            // Prior knowledge (or ALPN h2): nghttp2 sends the client preface with this first SETTINGS.
             try startSession(as: .client, settings: [
                 (NGHTTP2_SETTINGS_ENABLE_PUSH, 0),
                 (NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, UInt32(configuration.streamWindowSize)),
             ], connectionWindow: configuration.connectionWindowSize)
         } catch {
             connectFailed("\(error)")
-            return
         }
+    }
+
+    override func handshakeFailed(_ reason: String) {
+        connectFailed("TLS handshake with \(endpoint.authority) (\(endpoint.description)) failed: \(reason)")
+    }
+
+    override func transportReady() {
+        guard state == .connecting else { return }
+        connectTimer?.cancel()
         state = .ready
         endpoint.connectionSucceeded()
         let waiting = pending
@@ -137,7 +165,7 @@ final class ClientConnection: HTTP2Connection {
         }
         var headers = HeaderBlock()
         headers.add(":method", "POST")
-        headers.add(":scheme", "http")
+        headers.add(":scheme", configuration.tls == nil ? "http" : "https")
         headers.add(":path", call.path)
         headers.add(":authority", endpoint.authority)
         headers.add("te", "trailers")
@@ -253,6 +281,7 @@ final class ClientConnection: HTTP2Connection {
 
     /// GOAWAY: the calls in flight finish (or fail and are retried); new calls go elsewhere.
     override func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
+        heardFromServer = true
         guard frame.pointee.hd.type == UInt8(NGHTTP2_GOAWAY.rawValue), state == .ready else { return }
         state = .draining
         endpoint.connectionDraining(self)
@@ -260,6 +289,11 @@ final class ClientConnection: HTTP2Connection {
 
     override func didClose() {
         let wasConnecting = state == .connecting
+        let cause = transportFailure.map { " (\($0))" } ?? ""
+        let closed = heardFromServer || transport.needsHandshake
+            ? "connection to \(endpoint.description) closed\(cause)"
+            : "connection to \(endpoint.description) closed before the server's first HTTP/2 frame"
+                + " (is it a TLS port? then use --tls, or --backend-tls in the gateway)"
         state = .closed
         connectTimer?.cancel()
         endpoint.connectionClosed(self)
@@ -267,15 +301,16 @@ final class ClientConnection: HTTP2Connection {
         calls.removeAll()
         let waiting = pending
         pending = []
-        for call in waiting { channel?.retryOrFail(call, RPCError(code: .unavailable, message: "connection to \(endpoint.description) closed")) }
+        for call in waiting { channel?.retryOrFail(call, RPCError(code: .unavailable, message: closed)) }
         for call in inFlight where !call.completed {
             call.connection = nil
             if !call.sent || wasConnecting {
-                channel?.retryOrFail(call, RPCError(code: .unavailable, message: "connection to \(endpoint.description) closed"))
+                channel?.retryOrFail(call, RPCError(code: .unavailable, message: closed))
             } else if call.cancelRequested {
                 call.fail(.cancelled, "call cancelled")
             } else {
-                call.fail(.unavailable, "connection to \(endpoint.description) closed during the call")
+                call.fail(.unavailable, heardFromServer
+                    ? "connection to \(endpoint.description) closed during the call\(cause)" : closed)
             }
         }
     }

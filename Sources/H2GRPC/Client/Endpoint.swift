@@ -8,6 +8,8 @@ final class Endpoint: CustomStringConvertible {
     let address: SocketAddress
     /// `host:port` as the user wrote it: the `:authority` of every call.
     let authority: String
+    /// The authority's host: the name a TLS server's certificate must carry.
+    let host: String
     var description: String { address.description }
     private let backoff: GRPCClientConfiguration.Backoff
     private(set) var connection: ClientConnection?
@@ -18,6 +20,7 @@ final class Endpoint: CustomStringConvertible {
     init(address: SocketAddress, authority: String, backoff: GRPCClientConfiguration.Backoff) {
         self.address = address
         self.authority = authority
+        host = (try? TargetResolver.split(authority).host) ?? authority
         self.backoff = backoff
     }
 

@@ -25,6 +25,9 @@ public struct GRPCClientConfiguration: Sendable {
     /// How request messages are compressed (grpc-encoding); nil: not at all. Responses
     /// in gzip or deflate are read either way (grpc-accept-encoding says so).
     public var compression: ZlibCoding?
+    /// gRPC over TLS (ALPN h2), each server's certificate verified for its target's host
+    /// (or the credentials' server name); nil: cleartext h2c.
+    public var tls: TLSClientCredentials?
 
     public init() {}
 

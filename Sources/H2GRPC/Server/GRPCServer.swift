@@ -4,7 +4,8 @@ import Logging
 import POSIXSupport
 import Synchronization
 
-/// A gRPC server over cleartext HTTP/2 with prior knowledge (h2c), on nghttp2.
+/// A gRPC server over HTTP/2 on nghttp2: cleartext with prior knowledge (h2c), or TLS
+/// with ALPN h2 when the configuration has credentials.
 /// Services register handlers by method path; the server knows nothing else of them.
 ///
 ///     let server = GRPCServer(configuration: config, handlers: ["/package.Service/Method": .unary(method)])
@@ -116,7 +117,19 @@ final class ServerCore: Sendable {
     }
 
     private func accepted(_ fd: Int32, peer: String, on loop: EventLoop) {
-        let connection = ServerConnection(transport: TCPTransport(fd: fd), peer: peer, loop: loop, core: self)
+        let transport: any ByteTransport
+        if let tls = configuration.tls {
+            do {
+                transport = try tls.session(fd: fd)
+            } catch {
+                logger.error("cannot start TLS", metadata: ["peer": "\(peer)", "cause": "\(error)"])
+                Syscall.close(fd)
+                return
+            }
+        } else {
+            transport = TCPTransport(fd: fd)
+        }
+        let connection = ServerConnection(transport: transport, peer: peer, loop: loop, core: self)
         let bound = LoopBound(connection, loop: loop)
         connections.withLock { $0[ObjectIdentifier(connection)] = bound }
         do {

@@ -23,6 +23,11 @@ public struct GRPCServerConfiguration: Sendable {
     public var inlineHandlerLimit = 64 * 1024
     /// How long a graceful shutdown waits for calls in flight before closing anyway.
     public var drainTimeout: Duration = .seconds(10)
+    /// gRPC over TLS (ALPN h2) instead of h2c; with a client CA, mutual TLS.
+    public var tls: TLSServerCredentials?
+    /// A TLS handshake that takes longer is dropped (a stalled or slow client costs a
+    /// socket for this long, never a thread).
+    public var tlsHandshakeTimeout: Duration = .seconds(10)
 
     public init() {}
 }

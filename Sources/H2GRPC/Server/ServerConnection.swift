@@ -26,7 +26,14 @@ final class ServerConnection: HTTP2Connection, ServerStreamSink {
             (NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, configuration.maximumConcurrentStreams),
             (NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, UInt32(configuration.streamWindowSize)),
             (NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, UInt32(configuration.maximumHeaderListSize)),
-        ], connectionWindow: configuration.connectionWindowSize)
+        ], connectionWindow: configuration.connectionWindowSize, handshakeTimeout: configuration.tlsHandshakeTimeout)
+    }
+
+    /// A client that cannot complete TLS (no h2, an untrusted certificate, cleartext on
+    /// this port) is dropped; the server goes on serving.
+    override func handshakeFailed(_ reason: String) {
+        core.logger.info("TLS handshake failed", metadata: ["peer": "\(peer)", "cause": "\(reason)"])
+        close()
     }
 
     override func protocolError(_ cause: String) {

@@ -2,11 +2,18 @@ import Glibc
 import POSIXSupport
 
 /// The bytes below an HTTP/2 session: a non-blocking stream the event loop watches by
-/// its descriptor. Plain TCP today (`TCPTransport`); TLS would decrypt in `read` and
-/// encrypt in `write` over the same descriptor.
-protocol ByteTransport {
+/// its descriptor: plain TCP (`TCPTransport`) or TLS (`TLSTransport`, which decrypts in
+/// `read` and encrypts in `write` over the same descriptor, after its handshake).
+protocol ByteTransport: AnyObject {
     /// What epoll watches.
     var fd: Int32 { get }
+    /// Whether `handshake` must finish before the first read or write.
+    var needsHandshake: Bool { get }
+    /// One step of the handshake, when the socket is readable or writable.
+    func handshake() -> HandshakeProgress
+    /// Whether a read shorter than the buffer means the socket has nothing more now
+    /// (true of a socket; not of TLS, which reads a record at a time).
+    var shortReadDrainsSocket: Bool { get }
     /// Reads what is there into `buffer`: a count (0 at end of stream), or `.wouldBlock`.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> NonBlocking<Int>
     /// Writes what the socket takes of `bytes` now.
@@ -14,9 +21,23 @@ protocol ByteTransport {
     func close()
 }
 
+/// Where a transport's handshake stands.
+enum HandshakeProgress: Equatable {
+    case done
+    case wantRead
+    case wantWrite
+    case failed(String)
+}
+
 /// A connected non-blocking TCP socket.
-struct TCPTransport: ByteTransport {
+final class TCPTransport: ByteTransport {
     let fd: Int32
+    var needsHandshake: Bool { false }
+    var shortReadDrainsSocket: Bool { true }
+
+    init(fd: Int32) { self.fd = fd }
+
+    func handshake() -> HandshakeProgress { .done }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> NonBlocking<Int> {
         try Syscall.nonBlocking("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }

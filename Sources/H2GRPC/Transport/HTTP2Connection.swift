@@ -1,5 +1,6 @@
 import CEpoll
 import CNGHTTP2
+import Glibc
 import POSIXSupport
 
 /// A byte transport driven by an nghttp2 session on one event loop, for both ends of
@@ -16,6 +17,9 @@ class HTTP2Connection: EventHandler {
     private var watchingWritable = false
     private var inFlush = false
     private(set) var isClosed = false
+    /// Until the transport's handshake is done, no frame moves.
+    private(set) var isHandshaking = false
+    private var handshakeTimer: TimerHandle?
 
     /// Stop pulling frames from nghttp2 while this much is waiting for the socket.
     private static let outputHighWater = 1 << 20
@@ -35,7 +39,10 @@ class HTTP2Connection: EventHandler {
 
     /// Creates the session, queues our SETTINGS and a connection window beyond
     /// nghttp2's 65,535 default, and starts watching the transport.
-    func startSession(as role: Role, settings: [(nghttp2_settings_id, UInt32)], connectionWindow: Int) throws {
+    /// With a transport that needs a handshake, `handshakeTimeout` bounds it (nil: the
+    /// caller's own timer does).
+    func startSession(as role: Role, settings: [(nghttp2_settings_id, UInt32)], connectionWindow: Int,
+                      handshakeTimeout: Duration? = nil) throws {
         var session: OpaquePointer?
         // Unretained: the session lives inside `self` (deleted in deinit), never longer.
         let userData = Unmanaged.passUnretained(self).toOpaque()
@@ -53,7 +60,50 @@ class HTTP2Connection: EventHandler {
                                                              Int32(connectionWindow))
         guard windowed == 0 else { throw NGHTTP2Error(call: "nghttp2_session_set_local_window_size", code: windowed) }
         try loop.register(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue, handler: self)
-        flush()
+        guard transport.needsHandshake else {
+            transportReady()
+            flush()
+            return
+        }
+        // TLS first: our SETTINGS wait in the session until the handshake is done.
+        isHandshaking = true
+        if let handshakeTimeout {
+            handshakeTimer = loop.schedule(at: handshakeTimeout.deadline(from: MonotonicClock.now())) { [weak self] in
+                guard let self, self.isHandshaking, !self.isClosed else { return }
+                self.isHandshaking = false
+                self.handshakeFailed("TLS handshake timed out after \(handshakeTimeout.secondsDouble)s")
+            }
+        }
+        advanceHandshake()
+    }
+
+    /// The transport's handshake, one step per readiness event; the session starts
+    /// moving frames once it is done.
+    private func advanceHandshake() {
+        assert(loop.inEventLoop, "a handshake steps on its connection's loop")
+        switch transport.handshake() {
+        case .done:
+            isHandshaking = false
+            handshakeTimer?.cancel()
+            handshakeTimer = nil
+            watch(EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+            transportReady()
+            // transportReady's first writes can fail and close the connection.
+            guard !isClosed else { return }
+            // The peer's first frames may have come with its last handshake flight and
+            // sit decrypted in the session, which epoll cannot see.
+            readAvailable()
+            if !isClosed { flush() }
+        case .wantRead:
+            watch(EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+        case .wantWrite:
+            watch(EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue)
+        case .failed(let reason):
+            isHandshaking = false
+            handshakeTimer?.cancel()
+            handshakeTimer = nil
+            handshakeFailed(reason)
+        }
     }
 
     // MARK: Session events, for the subclasses (nghttp2's callbacks, on the loop)
@@ -89,7 +139,19 @@ class HTTP2Connection: EventHandler {
     /// The socket is closed; end whatever was in flight on it.
     func didClose() {}
 
+    /// The transport can carry frames (TCP at once, TLS after its handshake).
+    func transportReady() {}
+
+    /// The handshake failed or timed out; by default the connection closes.
+    func handshakeFailed(_ reason: String) {
+        close()
+    }
+
     func handleEvents(_ events: UInt32) {
+        if isHandshaking {
+            advanceHandshake()
+            return
+        }
         if events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue | EPOLLRDHUP.rawValue) != 0 {
             readAvailable()
         }
@@ -100,7 +162,7 @@ class HTTP2Connection: EventHandler {
     }
 
     private func readAvailable() {
-        guard let session else { return }
+        guard !isClosed, let session else { return }
         let buffer = loop.readBuffer
         // A bounded number of reads per wake-up, so one busy peer cannot starve the loop.
         for _ in 0..<16 {
@@ -110,6 +172,7 @@ class HTTP2Connection: EventHandler {
                 guard case .done(let read) = result else { return }
                 count = read
             } catch {
+                noteTransportFailure(error)
                 close()
                 return
             }
@@ -125,13 +188,13 @@ class HTTP2Connection: EventHandler {
                 flushThenClose()
                 return
             }
-            if isClosed || count < buffer.count { return }
+            if isClosed || (count < buffer.count && transport.shortReadDrainsSocket) { return }
         }
     }
 
     /// Moves frames from nghttp2 to the socket; closes when neither side wants more.
     func flush() {
-        guard !isClosed, !inFlush, let session else { return }
+        guard !isClosed, !inFlush, !isHandshaking, let session else { return }
         inFlush = true
         defer { inFlush = false }
         // Pull frames up to the high-water mark, write them, and go again until
@@ -168,6 +231,7 @@ class HTTP2Connection: EventHandler {
                     try transport.write(UnsafeRawBufferPointer(rebasing: raw[outputOffset...]))
                 }
             } catch {
+                if let error = error as? SystemError { noteTransportFailure(error) }
                 close()
                 return
             }
@@ -223,9 +287,20 @@ class HTTP2Connection: EventHandler {
         close()
     }
 
+    /// Why the transport failed, in words, when a read or write did ("TLS read (tlsv13
+    /// alert certificate required)", "read: Connection reset by peer"); nil otherwise.
+    private(set) var transportFailure: String?
+
+    private func noteTransportFailure(_ error: SystemError) {
+        guard transportFailure == nil else { return }
+        // A TLS failure's words are in the call; EPROTO's own adds nothing.
+        transportFailure = error.code == EPROTO ? error.call : error.description
+    }
+
     func close() {
         guard !isClosed else { return }
         isClosed = true
+        handshakeTimer?.cancel()
         loop.unregister(fd)
         transport.close()
         didClose()
