@@ -9,7 +9,9 @@ import Synchronization
 
 /// Accepts the gateway's connections on a thread of its own and hands each admitted
 /// one to libmicrohttpd (`MHD_add_connection`); a connection over a limit gets a 503
-/// JSON body at once and is closed, instead of waiting in the listen backlog.
+/// JSON body at once and is closed, instead of waiting in the listen backlog. On HTTPS
+/// a refused connection is just closed: a cleartext answer would be garbage to a TLS
+/// client, and a handshake for a refusal is the work the limit is there to avoid.
 final class ConnectionAcceptor: Sendable {
     private let listener: ListeningSocket
     private let wakeFD: Int32
@@ -20,9 +22,16 @@ final class ConnectionAcceptor: Sendable {
     let refused = Atomic<Int>(0)
     /// The daemon the connections go to, as its address (an OpaquePointer is not Sendable).
     private let daemonAddress: UInt
+    private let answersRefusals: Bool
+    /// HTTPS only: admitted connections wait here for their first byte (see `sniff`).
+    private let sniffFD: Int32
+    let plaintextOnTLS = Atomic<Int>(0)
 
-    init(listener: ListeningSocket, daemon: OpaquePointer, tracker: ConnectionTracker, logger: Logger) throws {
+    init(listener: ListeningSocket, daemon: OpaquePointer, tracker: ConnectionTracker, isTLS: Bool, logger: Logger) throws {
         self.listener = listener
+        answersRefusals = !isTLS
+        sniffFD = isTLS ? epoll_create1(Int32(EPOLL_CLOEXEC)) : -1
+        guard !isTLS || sniffFD >= 0 else { throw GatewayError("epoll_create1 failed: \(String(cString: strerror(errno)))") }
         self.tracker = tracker
         self.logger = logger
         daemonAddress = UInt(bitPattern: daemon)
@@ -48,17 +57,30 @@ final class ConnectionAcceptor: Sendable {
         finished.wait()
         listener.close()
         close(wakeFD)
+        if sniffFD >= 0 { close(sniffFD) }
     }
+
+    /// Admitted HTTPS connections not yet handed to libmicrohttpd, by descriptor (the
+    /// acceptor's thread alone touches it).
+    private typealias Sniffing = [Int32: (id: UInt64, peer: SocketAddress)]
 
     private func acceptUntilStopped() {
         var descriptors = [pollfd(fd: listener.fd, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+                           pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: sniffFD, events: Int16(POLLIN), revents: 0)]
+        var sniffing = Sniffing()
+        defer {
+            for (fd, entry) in sniffing {
+                tracker.closed(id: entry.id)
+                close(fd)
+            }
+        }
         var lastResourceWarning: UInt64 = 0
         while running.load(ordering: .acquiring) {
-            descriptors[0].revents = 0
-            descriptors[1].revents = 0
-            let ready = poll(&descriptors, 2, -1)
+            for index in descriptors.indices { descriptors[index].revents = 0 }
+            let ready = poll(&descriptors, nfds_t(sniffFD >= 0 ? 3 : 2), -1)
             guard ready > 0, running.load(ordering: .acquiring) else { continue }
+            if descriptors[2].revents != 0 { sniff(&sniffing) }
             guard descriptors[0].revents != 0 else { continue }
             for _ in 0..<64 {
                 let accepted: NonBlocking<(fd: Int32, peer: SocketAddress)>
@@ -78,7 +100,7 @@ final class ConnectionAcceptor: Sendable {
                     break
                 }
                 guard case .done(let connection) = accepted else { break }
-                admit(fd: connection.fd, peer: connection.peer)
+                admit(fd: connection.fd, peer: connection.peer, sniffing: &sniffing)
             }
         }
     }
@@ -89,17 +111,17 @@ final class ConnectionAcceptor: Sendable {
         _ = poll(&wake, 1, milliseconds)
     }
 
-    private func admit(fd: Int32, peer: SocketAddress) {
+    private func admit(fd: Int32, peer: SocketAddress, sniffing: inout Sniffing) {
         let client = peer.ipAddress
         switch tracker.admit(fd: fd, client: client) {
         case .admitted(let id):
             var on: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
-            let added = peer.withSockaddr { address, length in
-                MHD_add_connection(OpaquePointer(bitPattern: daemonAddress), fd, address, length)
-            }
-            // On failure libmicrohttpd has closed the socket itself.
-            if added != MHD_Result.YES { tracker.closed(id: id) }
+            guard sniffFD >= 0 else { return handOver(fd: fd, id: id, peer: peer) }
+            var event = epoll_event(events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLONESHOT.rawValue,
+                                    data: epoll_data_t(fd: fd))
+            guard epoll_ctl(sniffFD, EPOLL_CTL_ADD, fd, &event) == 0 else { return handOver(fd: fd, id: id, peer: peer) }
+            sniffing[fd] = (id, peer)
         case .gatewayFull(let open):
             refuse(fd, "the gateway is at its connection limit (\(open) open); try again later")
         case .clientFull(let open):
@@ -107,10 +129,66 @@ final class ConnectionAcceptor: Sendable {
         }
     }
 
+    private func handOver(fd: Int32, id: UInt64, peer: SocketAddress) {
+        let added = peer.withSockaddr { address, length in
+            MHD_add_connection(OpaquePointer(bitPattern: daemonAddress), fd, address, length)
+        }
+        // On failure libmicrohttpd has closed the socket itself.
+        if added != MHD_Result.YES { tracker.closed(id: id) }
+    }
+
+    /// HTTPS: a connection goes to libmicrohttpd once its first byte shows a TLS
+    /// handshake record (0x16). One that starts otherwise is a cleartext HTTP client on
+    /// the HTTPS port: it gets a 400 saying so in cleartext, as Go's net/http answers,
+    /// instead of a TLS alert it cannot read. One that closes, or that the tracker cuts
+    /// off at the header timeout (a shutdown, seen here as the end of input), is closed.
+    private func sniff(_ sniffing: inout Sniffing) {
+        var events = [epoll_event](repeating: epoll_event(), count: 64)
+        let count = epoll_wait(sniffFD, &events, Int32(events.count), 0)
+        for event in events.prefix(max(Int(count), 0)) {
+            let fd = event.data.fd
+            guard let entry = sniffing.removeValue(forKey: fd) else { continue }
+            epoll_ctl(sniffFD, EPOLL_CTL_DEL, fd, nil)
+            var first: UInt8 = 0
+            let peeked = recv(fd, &first, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            if peeked == 1 && first == 0x16 {
+                handOver(fd: fd, id: entry.id, peer: entry.peer)
+            } else if peeked == 1 {
+                plaintextOnTLS.add(1, ordering: .relaxed)
+                tracker.closed(id: entry.id)
+                let body = JSONCodec.encodeError(code: Status.Code.invalidArgument.rawValue,
+                                                 message: "this port speaks HTTPS: the client sent cleartext HTTP; use https://")
+                answer(fd, status: "400 Bad Request", body: body, retryAfter: false)
+            } else if peeked < 0 && (errno == EAGAIN || errno == EINTR) {
+                var again = epoll_event(events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLONESHOT.rawValue,
+                                        data: epoll_data_t(fd: fd))
+                if epoll_ctl(sniffFD, EPOLL_CTL_ADD, fd, &again) == 0 {
+                    sniffing[fd] = entry
+                } else {
+                    handOver(fd: fd, id: entry.id, peer: entry.peer)
+                }
+            } else {
+                tracker.closed(id: entry.id)
+                close(fd)
+            }
+        }
+    }
+
     private func refuse(_ fd: Int32, _ message: String) {
         refused.add(1, ordering: .relaxed)
-        let body = JSONCodec.encodeError(code: Status.Code.unavailable.rawValue, message: message)
-        var response = Array("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\nRetry-After: 1\r\n\r\n".utf8)
+        guard answersRefusals else {
+            ConnectionTracker.discardInput(fd)
+            shutdown(fd, Int32(SHUT_RDWR))
+            tracker.closeSoon(fd: fd)
+            return
+        }
+        answer(fd, status: "503 Service Unavailable",
+               body: JSONCodec.encodeError(code: Status.Code.unavailable.rawValue, message: message), retryAfter: true)
+    }
+
+    /// Writes a whole cleartext answer and closes the connection a moment later.
+    private func answer(_ fd: Int32, status: String, body: [UInt8], retryAfter: Bool) {
+        var response = Array("HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\(retryAfter ? "Retry-After: 1\r\n" : "")\r\n".utf8)
         response += body
         _ = send(fd, response, response.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
         ConnectionTracker.discardInput(fd)

@@ -231,6 +231,9 @@ func connectionChanged(cls: UnsafeMutableRawPointer?, connection: OpaquePointer?
     let tracker = gateway.connections
     switch notice {
     case .CONNECTION_NOTIFY_STARTED:
+        if let tls = gateway.configuration.tls, !tls.prepare(connection) {
+            gateway.logger.error("cannot put the current TLS credentials on a connection: it keeps the startup ones")
+        }
         let fd = outliers_mhd_connection_fd(connection)
         if let id = tracker.started(fd: fd) { socketContext.pointee = UnsafeMutableRawPointer(bitPattern: UInt(id)) }
     case .CONNECTION_NOTIFY_CLOSED:

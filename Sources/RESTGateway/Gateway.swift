@@ -80,7 +80,8 @@ public final class Gateway: Sendable {
             do {
                 daemon = try startDaemon()
                 do {
-                    acceptor = try ConnectionAcceptor(listener: socket, daemon: daemon, tracker: connections, logger: logger)
+                    acceptor = try ConnectionAcceptor(listener: socket, daemon: daemon, tracker: connections,
+                                                      isTLS: configuration.tls != nil, logger: logger)
                 } catch {
                     MHD_stop_daemon(daemon)
                     throw error
@@ -98,7 +99,7 @@ public final class Gateway: Sendable {
     private func startDaemon() throws -> OpaquePointer {
         // The gateway accepts connections itself (ConnectionAcceptor) and hands them over,
         // so that a full gateway refuses at once instead of leaving clients in the backlog.
-        let flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue
+        var flags = MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue
             | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue | MHD_USE_NO_LISTEN_SOCKET.rawValue
         let me = Unmanaged.passUnretained(self).toOpaque()
         let completed: MHD_RequestCompletedCallback = requestCompleted
@@ -116,13 +117,37 @@ public final class Gateway: Sendable {
         if configuration.threads > 1 {
             options += [Int32(MHD_OPTION.THREAD_POOL_SIZE.rawValue), UInt32(configuration.threads)]
         }
+        // HTTPS: libmicrohttpd wants a certificate and key in memory to start its TLS (read
+        // only while starting); each connection then gets the credentials' current
+        // generation (connectionChanged), which is what a SIGHUP replaces.
+        var startupStrings: [UnsafeMutablePointer<CChar>] = []
+        defer { startupStrings.forEach { free($0) } }
+        if let tls = configuration.tls {
+            flags |= MHD_USE_TLS.rawValue
+            let key = try Self.readPEM(tls.privateKeyFile), certificate = try Self.readPEM(tls.certificateChainFile)
+            // TLS 1.2 and 1.3 only, GnuTLS's default ciphers within them.
+            startupStrings = [strdup(key), strdup(certificate), strdup("NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2")]
+            options += [Int32(MHD_OPTION.HTTPS_MEM_KEY.rawValue), OpaquePointer(startupStrings[0]),
+                        Int32(MHD_OPTION.HTTPS_MEM_CERT.rawValue), OpaquePointer(startupStrings[1]),
+                        Int32(MHD_OPTION.HTTPS_PRIORITIES.rawValue), OpaquePointer(startupStrings[2])]
+        }
         options.append(Int32(MHD_OPTION.END.rawValue))
         let handler: MHD_AccessHandlerCallback = accessHandler
         let daemon = withVaList(options) { arguments in
             MHD_start_daemon_va(UInt32(flags), 0, nil, nil, handler, me, arguments)
         }
-        guard let daemon else { throw GatewayError("libmicrohttpd could not start on \(configuration.host):\(configuration.port)") }
+        guard let daemon else {
+            throw GatewayError("libmicrohttpd could not start on \(configuration.host):\(configuration.port)"
+                + (configuration.tls != nil ? " with TLS (are the certificate and key PEM files?)" : ""))
+        }
         return daemon
+    }
+
+    private static func readPEM(_ path: String) throws(GatewayError) -> String {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw GatewayError("cannot read \(path)")
+        }
+        return text
     }
 
     /// Stops accepting (new clients are refused), lets requests in flight finish (up to

@@ -33,6 +33,9 @@ public struct GatewayConfiguration: Sendable {
     public var headerTimeoutSeconds = 10.0
     /// From the end of the head to the end of the body.
     public var bodyTimeoutSeconds = 60.0
+    /// HTTPS: the certificate (reloadable) and, for mutual TLS, the clients' CA; nil:
+    /// cleartext HTTP.
+    public var tls: HTTPSCredentials?
     /// Browser origins allowed to call the gateway; nil: no CORS at all.
     public var cors: CORSPolicy?
     /// How long a graceful shutdown waits for requests in flight.
