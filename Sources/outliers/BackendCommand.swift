@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import H2GRPC
 import Logging
+import RESTGateway
 import OutliersService
 import POSIXSupport
 
@@ -11,7 +12,7 @@ struct BackendCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backend",
         abstract: "Run the gRPC Detect server (pb.Outliers, grpc.health.v1, server reflection).",
-        discussion: "Cleartext HTTP/2 with prior knowledge, as the article's client expects. SIGINT or SIGTERM drains the calls in flight and exits 0."
+        discussion: "Cleartext HTTP/2 with prior knowledge, as the article's client expects, or gRPC over TLS with --tls-cert and --tls-key (SIGHUP reloads them). SIGINT or SIGTERM drains the calls in flight and exits 0."
     )
 
     @Option(help: "Address or name to listen on; every address it resolves to is bound.")
@@ -26,6 +27,7 @@ struct BackendCommand: ParsableCommand {
     @Option(help: "Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.")
     var maxMessageBytes = 4 * 1024 * 1024
 
+    @OptionGroup(title: "TLS") var tls: ServerTLSOptions
     @OptionGroup var authToken: AuthTokenOptions
     @OptionGroup var logging: LoggingOptions
 
@@ -42,13 +44,14 @@ struct BackendCommand: ParsableCommand {
         let logger = logging.makeLogger("outliers.backend")
         raiseOpenFileLimit(logger: logger)
         let auth = try authToken.auth()
+        let credentials = try loadServerCredentials(tls, logger: logger)
         let backend = try startBackend(host: host, port: port, threads: threads, maxMessageBytes: maxMessageBytes,
-                                       auth: auth, logger: logger)
+                                       auth: auth, tls: credentials, handshakeTimeout: tls.tlsHandshakeTimeout, logger: logger)
         logger.info("outliers backend listening", metadata: [
             "addresses": "\(backend.server.boundAddresses.joined(separator: ", "))",
             "threads": "\(threads)", "max-message-bytes": "\(maxMessageBytes)",
-            "auth": "\(auth == nil ? "none" : "bearer token")"])
-        let signal = SignalWaiter.waitForTermination()
+            "auth": "\(auth == nil ? "none" : "bearer token")", "tls": "\(credentials == nil ? "off" : "on")"])
+        let signal = SignalWaiter.waitForTermination { reloadCertificates(credentials.map { [$0.reload] } ?? [], logger: logger) }
         logger.info("stopping: draining calls in flight", metadata: ["signal": "\(signal)"])
         backend.shutdown()
         logger.info("outliers backend stopped")
@@ -57,8 +60,10 @@ struct BackendCommand: ParsableCommand {
 
 /// Starts the bundled backend, or logs why not and exits 1 (`backend` and `serve`).
 func startBackend(host: String, port: Int, threads: Int, maxMessageBytes: Int, auth: BearerTokenAuth?,
-                  logger: Logger) throws -> OutliersBackend {
+                  tls: TLSServerCredentials?, handshakeTimeout: DurationArgument, logger: Logger) throws -> OutliersBackend {
     var configuration = GRPCServerConfiguration()
+    configuration.tls = tls
+    configuration.tlsHandshakeTimeout = .nanoseconds(handshakeTimeout.nanoseconds)
     configuration.host = host
     configuration.port = port
     configuration.threads = threads
@@ -87,5 +92,43 @@ func raiseOpenFileLimit(logger: Logger) {
     limit.rlim_cur = limit.rlim_max
     if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) != 0 {
         logger.warning("cannot raise the open-files limit", metadata: ["errno": "\(errno)"])
+    }
+}
+
+/// The backend's TLS credentials, or logs why they cannot load and exits 1.
+func loadServerCredentials(_ options: ServerTLSOptions, trustingOwnCertificate: Bool = false,
+                           logger: Logger) throws -> TLSServerCredentials? {
+    do {
+        return try options.grpcCredentials(trustingOwnCertificate: trustingOwnCertificate)
+    } catch {
+        logger.error("cannot load the TLS certificate", metadata: ["cause": "\(error)"])
+        throw ExitCode.failure
+    }
+}
+
+/// The gateway's HTTPS credentials, or logs why they cannot load and exits 1.
+func loadHTTPSCredentials(_ options: ServerTLSOptions, logger: Logger) throws -> HTTPSCredentials? {
+    do {
+        return try options.httpsCredentials()
+    } catch {
+        logger.error("cannot load the HTTPS certificate", metadata: ["cause": "\(error)"])
+        throw ExitCode.failure
+    }
+}
+
+/// SIGHUP: every reloader reads its certificate files again; one that fails keeps its
+/// old certificate and says why.
+func reloadCertificates(_ reloaders: [() throws -> Void], logger: Logger) {
+    guard !reloaders.isEmpty else {
+        logger.notice("SIGHUP: no TLS certificate to reload")
+        return
+    }
+    for reload in reloaders {
+        do {
+            try reload()
+            logger.notice("SIGHUP: TLS certificate reloaded; new connections use it")
+        } catch {
+            logger.error("SIGHUP: cannot reload the TLS certificate, keeping the old one", metadata: ["cause": "\(error)"])
+        }
     }
 }

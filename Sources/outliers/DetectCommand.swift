@@ -42,6 +42,8 @@ struct DetectCommand: ParsableCommand {
     @Option(help: "Compress the request message (grpc-encoding): gzip, deflate or none. Compressed answers are read either way.")
     var compression = CompressionArgument.none
 
+    @OptionGroup(title: "TLS") var tls: ClientTLSOptions
+
     @OptionGroup(title: "Authentication (sent as authorization: Bearer <token>)")
     var authToken: AuthTokenOptions
 
@@ -79,8 +81,14 @@ struct DetectCommand: ParsableCommand {
             var configuration = GRPCClientConfiguration()
             configuration.userAgent = UserAgent.outliersClient
             configuration.compression = compression.coding
+            do {
+                configuration.tls = try tls.credentials()
+            } catch {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                throw ExitCode.failure
+            }
             channel = try GRPCChannel(targets: targets, configuration: configuration)
-        } catch {
+        } catch let error as RPCError {
             FileHandle.standardError.write(Data("error: \(error.code): \(error.message)\n".utf8))
             throw ExitCode.failure
         }

@@ -98,6 +98,8 @@ struct GatewayCommand: ParsableCommand {
     var backendCompression = CompressionArgument.none
 
     @OptionGroup var gateway: GatewayOptions
+    @OptionGroup(title: "HTTPS (the gateway's own TLS)") var tls: ServerTLSOptions
+    @OptionGroup(title: "TLS to the backends") var backendTLS: BackendTLSOptions
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -119,10 +121,15 @@ struct GatewayCommand: ParsableCommand {
         let logger = logging.makeLogger("outliers.gateway")
         let backends = backend.split(separator: ",").map(String.init)
         let server: Gateway
+        let backendCredentials: TLSClientCredentials?
+        let https = try loadHTTPSCredentials(tls, logger: logger)
         do {
             raiseOpenFileLimit(logger: logger)
             var configuration = gateway.configuration(host: host, port: port, backends: backends, maxMessageBytes: maxMessageBytes)
             configuration.client.compression = backendCompression.coding
+            backendCredentials = try backendTLS.credentials()
+            configuration.client.tls = backendCredentials
+            configuration.tls = https
             server = try Gateway(configuration: configuration, logger: logger)
             try server.start()
         } catch {
@@ -131,7 +138,12 @@ struct GatewayCommand: ParsableCommand {
         }
         logger.info("outliers gateway listening", metadata: [
             "address": "\(server.address)", "backends": "\(backends.joined(separator: ","))", "threads": "\(gateway.threads)"])
-        let signal = SignalWaiter.waitForTermination()
+        let signal = SignalWaiter.waitForTermination {
+            var reloaders: [() throws -> Void] = []
+            if let backendCredentials { reloaders.append { try backendCredentials.reload() } }
+            if let https { reloaders.append { try https.reload() } }
+            reloadCertificates(reloaders, logger: logger)
+        }
         logger.info("stopping: finishing requests in flight", metadata: ["signal": "\(signal)"])
         server.shutdown()
         logger.info("outliers gateway stopped")

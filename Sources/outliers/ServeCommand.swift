@@ -32,6 +32,7 @@ struct ServeCommand: ParsableCommand {
     }
 
     @OptionGroup var gateway: GatewayOptions
+    @OptionGroup(title: "TLS (both hops: HTTPS on the gateway, gRPC over TLS to the backend)") var tls: ServerTLSOptions
     @OptionGroup(title: "Authentication (the backend requires the token; the gateway forwards clients' Authorization)")
     var authToken: AuthTokenOptions
     @OptionGroup var logging: LoggingOptions
@@ -48,8 +49,25 @@ struct ServeCommand: ParsableCommand {
         MallocTuning.forServers()
         let logger = logging.makeLogger("outliers")
         raiseOpenFileLimit(logger: logger)
+        // With a client CA, the backend also accepts its own certificate, which the
+        // gateway's hop presents.
+        let credentials = try loadServerCredentials(tls, trustingOwnCertificate: true, logger: logger)
+        let https = try loadHTTPSCredentials(tls, logger: logger)
         let backend = try startBackend(host: host, port: grpcPort, threads: gateway.threads,
-                                       maxMessageBytes: messageLimit, auth: try authToken.auth(), logger: logger)
+                                       maxMessageBytes: messageLimit, auth: try authToken.auth(), tls: credentials,
+                                       handshakeTimeout: tls.tlsHandshakeTimeout, logger: logger)
+        // The gateway's hop trusts exactly the backend's own certificate (and presents it
+        // when the backend requires client certificates).
+        let pinned: TLSClientCredentials?
+        do {
+            pinned = try tls.tlsCert.map {
+                try TLSClientCredentials(pinnedChainFile: $0, presentingKey: tls.tlsClientCa == nil ? nil : tls.tlsKey)
+            }
+        } catch {
+            logger.error("cannot load the TLS certificate", metadata: ["cause": "\(error)"])
+            backend.shutdown()
+            throw ExitCode.failure
+        }
         let server: Gateway
         // The gateway calls the backend on the port actually bound (0 picks one).
         let target = host.contains(":") ? "[\(host)]:\(backend.server.port)" : "\(host):\(backend.server.port)"
@@ -58,6 +76,8 @@ struct ServeCommand: ParsableCommand {
                                                       maxMessageBytes: messageLimit)
             // Messages up to the backend's limit must fit through the gateway too.
             configuration.client.maximumReceiveMessageLength = max(configuration.client.maximumReceiveMessageLength, messageLimit)
+            configuration.client.tls = pinned
+            configuration.tls = https
             server = try Gateway(configuration: configuration, logger: logger)
             try server.start()
         } catch {
@@ -68,7 +88,11 @@ struct ServeCommand: ParsableCommand {
         logger.info("outliers serving", metadata: [
             "http": "\(server.address)", "grpc": "\(backend.server.boundAddresses.joined(separator: ", "))",
             "threads": "\(gateway.threads)"])
-        let signal = SignalWaiter.waitForTermination()
+        var reloaders: [() throws -> Void] = []
+        if let credentials, let pinned, let https {
+            reloaders = [{ try credentials.reload() }, { try pinned.reload() }, { try https.reload() }]
+        }
+        let signal = SignalWaiter.waitForTermination { reloadCertificates(reloaders, logger: logger) }
         logger.info("stopping: finishing requests in flight", metadata: ["signal": "\(signal)"])
         server.shutdown()
         backend.shutdown()

@@ -1,7 +1,8 @@
 import Glibc
 
 /// SIGINT and SIGTERM, caught from before the servers start until the command has
-/// drained: `install` first, start the servers, then `waitForTermination`.
+/// drained: `install` first, start the servers, then `waitForTermination`. SIGHUP, the
+/// usual "reload", runs `waitForTermination`'s reload and waits on.
 ///
 /// A self-pipe, so that no signal is lost: the handler (which may run on any thread)
 /// only writes the signal's number to the pipe, and the waiting thread reads it. (The
@@ -20,7 +21,7 @@ enum SignalWaiter {
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         readEnd = ends[0]
         writeEnd = ends[1]
-        for number in [SIGINT, SIGTERM] {
+        for number in [SIGINT, SIGTERM, SIGHUP] {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { number in
                 var byte = UInt8(truncatingIfNeeded: number)
@@ -32,12 +33,17 @@ enum SignalWaiter {
         }
     }
 
-    /// Blocks until SIGINT or SIGTERM has arrived (since `install`); returns which.
-    static func waitForTermination() -> Int32 {
+    /// Blocks until SIGINT or SIGTERM has arrived (since `install`); returns which. Each
+    /// SIGHUP meanwhile runs `reload` on this thread.
+    static func waitForTermination(reload: () -> Void = {}) -> Int32 {
         precondition(readEnd >= 0, "SignalWaiter.install() must come first")
         var byte: UInt8 = 0
         while true {
             let count = read(readEnd, &byte, 1)
+            if count == 1 && Int32(byte) == SIGHUP {
+                reload()
+                continue
+            }
             if count == 1 { return Int32(byte) }
             if count < 0 && errno == EINTR { continue }
             fatalError("reading the signal pipe failed: errno \(errno)")
