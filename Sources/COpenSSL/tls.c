@@ -1,6 +1,8 @@
 #include "COpenSSL.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <arpa/inet.h>
@@ -25,7 +27,8 @@ static const char *last_reason(void) {
 static const unsigned char h2_protocol[] = {2, 'h', '2'};
 
 // ALPN on the server: h2 or nothing (the gRPC spec: a client that does not offer h2
-// is refused; one that sends no ALPN at all is refused after the handshake).
+// is refused with no_application_protocol; one that sends no ALPN at all is refused
+// the same way, when its ClientHello arrives: see require_alpn).
 static int select_h2(SSL *ssl, const unsigned char **out, unsigned char *out_length, const unsigned char *in,
                      unsigned int in_length, void *arg) {
     (void)ssl;
@@ -39,7 +42,41 @@ static int select_h2(SSL *ssl, const unsigned char **out, unsigned char *out_len
     return SSL_TLSEXT_ERR_OK;
 }
 
+// A ClientHello without ALPN: without this, OpenSSL never calls select_h2 and the
+// handshake would complete, leaving the refusal to a close the client cannot explain.
+static int require_alpn(SSL *ssl, int *alert, void *arg) {
+    (void)arg;
+    const unsigned char *extension = NULL;
+    size_t length = 0;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &extension, &length) != 1) {
+        *alert = SSL_AD_NO_APPLICATION_PROTOCOL;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+// OpenSSL's socket BIO writes with write(2), not send(2) with MSG_NOSIGNAL as the
+// cleartext transport does: a peer that resets the connection would raise SIGPIPE and
+// kill the process (it did, in the gateway). So, once, SIGPIPE is ignored when it still
+// has its default action (a handler someone installed is left alone); the write then
+// fails with EPIPE, which the connection reports.
+static int note_certificate_request(SSL *ssl, X509 **certificate, EVP_PKEY **key);
+
+static pthread_once_t sigpipe_once = PTHREAD_ONCE_INIT;
+
+static void ignore_sigpipe(void) {
+    struct sigaction current;
+    if (sigaction(SIGPIPE, NULL, &current) == 0 && current.sa_handler == SIG_DFL) {
+        struct sigaction ignore;
+        memset(&ignore, 0, sizeof ignore);
+        ignore.sa_handler = SIG_IGN;
+        sigemptyset(&ignore.sa_mask);
+        sigaction(SIGPIPE, &ignore, NULL);
+    }
+}
+
 static SSL_CTX *new_context(const SSL_METHOD *method, char *error, size_t length) {
+    pthread_once(&sigpipe_once, ignore_sigpipe);
     SSL_CTX *context = SSL_CTX_new(method);
     if (context == NULL) {
         set_error(error, length, "cannot create a TLS context: %s", last_reason());
@@ -84,6 +121,7 @@ outliers_tls_context *outliers_tls_server_context(const char *certificate_chain,
         return NULL;
     }
     SSL_CTX_set_alpn_select_cb(context, select_h2, NULL);
+    SSL_CTX_set_client_hello_cb(context, require_alpn, NULL);
     if (client_ca != NULL) {
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca);
         if (names == NULL || SSL_CTX_load_verify_locations(context, client_ca, NULL) != 1) {
@@ -125,6 +163,7 @@ outliers_tls_context *outliers_tls_client_context(const char *ca, const char *ce
         return NULL;
     }
     SSL_CTX_set_verify(context, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_client_cert_cb(context, note_certificate_request);
     if (pin) X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(context), X509_V_FLAG_PARTIAL_CHAIN);
     if (certificate_chain != NULL && !use_certificate(context, certificate_chain, private_key, error, error_length)) {
         SSL_CTX_free(context);
@@ -179,6 +218,25 @@ void outliers_tls_session_free(outliers_tls_session *session) {
 }
 
 // What a failed call means, in words.
+// TLS 1.3 ends the client's handshake before the server checks its certificate: a
+// server that wanted one then just hangs up (or resets). Say what it wanted.
+static char certificate_requested;  // its address marks a session (SSL_set_app_data)
+
+// Called on a client without a certificate when the server asks for one.
+static int note_certificate_request(SSL *ssl, X509 **certificate, EVP_PKEY **key) {
+    (void)certificate;
+    (void)key;
+    SSL_set_app_data(ssl, &certificate_requested);
+    return 0;  // none: the handshake goes on without one
+}
+
+static void hint_client_certificate(SSL *ssl, char *error, size_t length) {
+    if (SSL_is_server(ssl) || SSL_get_app_data(ssl) != &certificate_requested) return;
+    size_t used = strlen(error);
+    set_error(error + used, length - used, "%s",
+              "; the server asked for a client certificate and none was presented (give a certificate and key)");
+}
+
 static int failure(SSL *ssl, int result, int in_handshake, char *error, size_t length) {
     int code = SSL_get_error(ssl, result);
     switch (code) {
@@ -198,14 +256,7 @@ static int failure(SSL *ssl, int result, int in_handshake, char *error, size_t l
         } else {
             set_error(error, length, "%s", strerror(saved));
         }
-        // TLS 1.3 ends the client's handshake before the server checks its certificate:
-        // a server that wanted one then just hangs up. Say what it wanted.
-        const STACK_OF(X509_NAME) *wanted = SSL_is_server(ssl) ? NULL : SSL_get_client_CA_list(ssl);
-        if (wanted != NULL && sk_X509_NAME_num(wanted) > 0 && SSL_get_certificate(ssl) == NULL) {
-            size_t used = strlen(error);
-            set_error(error + used, length - used, "%s",
-                      "; the server asked for a client certificate and none was presented (give a certificate and key)");
-        }
+        hint_client_certificate(ssl, error, length);
         return OUTLIERS_TLS_FAILED;
     }
     default: {
@@ -214,12 +265,18 @@ static int failure(SSL *ssl, int result, int in_handshake, char *error, size_t l
         if (ERR_GET_REASON(last) == SSL_R_CERTIFICATE_VERIFY_FAILED && verified != X509_V_OK) {
             set_error(error, length, "certificate verify failed: %s", X509_verify_cert_error_string(verified));
             ERR_clear_error();
+        } else if (SSL_is_server(ssl) && (ERR_GET_REASON(last) == SSL_R_CALLBACK_FAILED
+                                          || ERR_GET_REASON(last) == SSL_R_NO_APPLICATION_PROTOCOL)) {
+            // Our only ClientHello callback is require_alpn; select_h2 refuses the rest.
+            ERR_clear_error();
+            set_error(error, length, "%s", "the client did not offer HTTP/2 (ALPN h2), which gRPC over TLS requires");
         } else if (ERR_GET_REASON(last) == SSL_R_WRONG_VERSION_NUMBER || ERR_GET_REASON(last) == SSL_R_HTTP_REQUEST
                    || ERR_GET_REASON(last) == SSL_R_PACKET_LENGTH_TOO_LONG || ERR_GET_REASON(last) == SSL_R_RECORD_LENGTH_MISMATCH) {
             set_error(error, length, "the peer does not speak TLS (a cleartext port?): %s", last_reason());
         } else {
             set_error(error, length, "%s", last_reason());
         }
+        hint_client_certificate(ssl, error, length);
         return OUTLIERS_TLS_FAILED;
     }
     }
