@@ -236,6 +236,8 @@ def start_gateway(procs, setup):
         address = procs.backend(None, *args).address
     elif kind == "python":
         address = procs.python(*args).address
+    elif kind == "delay":  # Tests/interop/delay_backend.py: ignores deadlines, so the gateway's own fires
+        address = procs.delay_backend(*args).address
     elif kind == "scripted":
         port = free_port()
         argv = [sys.executable, str(SCRIPTED_BACKEND), "--host", "127.0.0.1", "--port", str(port),
