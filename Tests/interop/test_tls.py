@@ -554,3 +554,41 @@ def test_gateway_drops_stalled_https_handshakes_at_the_header_timeout(pki, procs
     gateway.check_alive()
     status, body, _ = https_post(gateway.port, pki, ARTICLE_BODY)
     assert (status, body) == (200, ARTICLE_ANSWER)
+
+
+# ----------------------------------------------------------------------------- the README
+
+def test_readme_tls_commands_work_as_written(tmp_path):
+    """The README's TLS block, run as written (in a scratch directory, on free ports,
+    with the binary this suite tests): make a certificate, serve, curl."""
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("### TLS", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    lines = [line for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+    commands = [line for line in lines if not line.startswith("#")]
+    expected = [line[2:].strip() for line in lines if line.startswith("# ")]
+    assert len(commands) == 3, commands
+    make, serve, fetch = commands
+    assert make.startswith("openssl req -x509") and serve.startswith(".build/release/outliers serve") \
+        and fetch.startswith("curl"), commands
+    subprocess.run(make, shell=True, cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    http_port, grpc_port = free_port(), free_port()
+    argv = [str(require_binary()), *serve.split()[1:], "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
+    with open(tmp_path / "serve.log", "wb") as log:
+        child = subprocess.Popen(argv, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)  # where the files are
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                assert child.poll() is None, (tmp_path / "serve.log").read_text()
+                try:
+                    socket.create_connection(("127.0.0.1", http_port), timeout=0.25).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "serve is not listening after 20 s"
+                    time.sleep(0.05)
+            fetch = fetch.replace("localhost:8080", f"localhost:{http_port}").replace("@examples/", f"@{REPO}/examples/")
+            out = subprocess.run(fetch, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            assert out.stdout.strip() == expected[0], (out.stdout, expected)
+        finally:
+            child.terminate()
+            child.wait(10)
