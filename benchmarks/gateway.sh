@@ -17,6 +17,8 @@
 #   WRK_THREADS   wrk threads (at most the smallest of CONNS) (default 1)
 #   WARMUP        seconds of warm-up per route  (default 2)
 #   SERVE_ARGS    extra `outliers serve` flags  (e.g. "--threads 1")
+#   TLS           1: serve with --tls-cert/--tls-key (a certificate made here), both hops
+#                 over TLS, wrk and curl over https (default 0)
 #   OUT           also write the summary table to this file
 #
 # What it does, on 127.0.0.1 only:
@@ -150,6 +152,15 @@ HTTP_PORT=$(free_port)
 GRPC_PORT=$(free_port)
 while [ "$GRPC_PORT" = "$HTTP_PORT" ]; do GRPC_PORT=$(free_port); done
 URL="http://127.0.0.1:$HTTP_PORT"
+if [ "${TLS:-0}" = 1 ]; then
+  command -v openssl >/dev/null || die "openssl not found (apt-get install openssl)"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null \
+    || die "openssl could not make a certificate"
+  SERVE_ARGS="$SERVE_ARGS --tls-cert $WORK/cert.pem --tls-key $WORK/key.pem"
+  export CURL_CA_BUNDLE="$WORK/cert.pem"  # curl verifies against it
+  URL="https://127.0.0.1:$HTTP_PORT"
+fi
 # shellcheck disable=SC2086 # SERVE_ARGS and PIN_SERVER are word lists
 $PIN_SERVER "$OUTLIERS_BIN" serve --host 127.0.0.1 --http-port "$HTTP_PORT" --grpc-port "$GRPC_PORT" \
   $SERVE_ARGS >"$WORK/serve.log" 2>&1 &
@@ -194,7 +205,7 @@ stop_server
 
 {
   echo
-  echo "outliers serve on core 0, wrk on core 1, 127.0.0.1; medians of $R runs of ${DURATION} s"
+  echo "outliers serve on core 0, wrk on core 1, 127.0.0.1, ${URL%%://*}; medians of $R runs of ${DURATION} s"
   echo "(POST /detect: examples/metrics.json, 1000 metrics; GET /openapi.yaml: static, the HTTP front's ceiling)"
   printf '%-16s %6s %12s %10s %10s\n' route conns "req/s" "p50 ms" "p99 ms"
   while read -r path c rps p50 p99; do

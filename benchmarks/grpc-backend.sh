@@ -13,7 +13,9 @@
 #   R             repetitions; medians are reported (default 3)
 #   CONFIGS       h2load client/stream shapes "CxM ..." (default "1x1 1x16 4x4":
 #                 1 connection 1 stream, 1 connection 16 streams, 4 connections x 4 streams)
-#   SERVERS       which servers to run (default "outliers python")
+#   SERVERS       which servers to run (default "outliers python"; also "outliers-tls":
+#                 `outliers backend --tls-cert …` with a certificate made here, h2load over
+#                 https with ALPN h2)
 #   OUT           also write the summary table to this file
 #
 # What it does, all on 127.0.0.1 only:
@@ -108,11 +110,17 @@ elif cmd == "body":
     with open(args[0], "wb") as f:
         f.write(b"\x00" + len(payload).to_bytes(4, "big") + payload)
     print(len(payload) + 5)
-elif cmd == "check":  # ADDR TIMEOUT: wait until serving, then check the answer
+elif cmd == "check":  # ADDR TIMEOUT [CA]: wait until serving, then check the answer
     import time, grpc
     pb, pbg = load_stubs()
     deadline = time.monotonic() + float(args[1])
-    with grpc.insecure_channel(args[0]) as ch:
+    if len(args) > 2:
+        with open(args[2], "rb") as f:
+            channel = grpc.secure_channel(args[0], grpc.ssl_channel_credentials(f.read()),
+                                          options=[("grpc.ssl_target_name_override", "localhost")])
+    else:
+        channel = grpc.insecure_channel(args[0])
+    with channel as ch:
         try:
             grpc.channel_ready_future(ch).result(timeout=max(deadline - time.monotonic(), 0.1))
         except grpc.FutureTimeoutError:
@@ -144,17 +152,32 @@ helper() { "$PYTHON" "$HELPER" "$ROOT" "$WORK" "$@"; }
 BODY="$WORK/body.bin"
 echo "request body: $(helper body "$BODY") bytes (5-byte gRPC prefix + OutliersRequest, 1000 metrics) -> $BODY"
 
+CERT="$WORK/cert.pem"; KEY="$WORK/key.pem"
+if [[ " $SERVERS " == *" outliers-tls "* ]]; then
+  command -v openssl >/dev/null || die "openssl not found (apt-get install openssl)"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$KEY" -out "$CERT" 2>/dev/null \
+    || die "openssl could not make a certificate"
+fi
+
+# The server's URL scheme and check arguments, per server name.
+scheme() { [ "$1" = outliers-tls ] && echo https || echo http; }
+check_args() { [ "$1" = outliers-tls ] && echo "$CERT"; }
+
 start_server() { # NAME PORT
   local name=$1 port=$2
   case $name in
     outliers) $PIN_SERVER "$OUTLIERS_BIN" backend --host 127.0.0.1 --port "$port" --threads 1 \
                 >"$WORK/$name.log" 2>&1 & ;;
+    outliers-tls) $PIN_SERVER "$OUTLIERS_BIN" backend --host 127.0.0.1 --port "$port" --threads 1 \
+                --tls-cert "$CERT" --tls-key "$KEY" >"$WORK/$name.log" 2>&1 & ;;
     python)   $PIN_SERVER "$PYTHON" examples/python/server.py --host 127.0.0.1 --port "$port" \
                 >"$WORK/$name.log" 2>&1 & ;;
     *) die "unknown server $name" ;;
   esac
   SERVER_PID=$!
-  if ! helper check "127.0.0.1:$port" 20; then
+  # shellcheck disable=SC2046 # check_args is empty or one path
+  if ! helper check "127.0.0.1:$port" 20 $(check_args "$name"); then
     echo "--- $name log:" >&2; tail -n 40 "$WORK/$name.log" >&2; die "$name did not serve correctly"
   fi
 }
@@ -167,11 +190,11 @@ stop_server() {
   SERVER_PID=""
 }
 
-run_h2load() { # PORT C M N LOGFILE -> prints req/s
+run_h2load() { # PORT C M N LOGFILE -> prints req/s (SCHEME: http or https)
   local port=$1 c=$2 m=$3 n=$4 log=$5 out
   out=$(timeout "$RUN_TIMEOUT" $PIN_LOAD h2load -n "$n" -c "$c" -m "$m" -t 1 \
         -H 'content-type: application/grpc' -H 'te: trailers' -d "$BODY" \
-        --log-file "$log" "http://127.0.0.1:$port/pb.Outliers/Detect" 2>&1) \
+        --log-file "$log" "${SCHEME:-http}://127.0.0.1:$port/pb.Outliers/Detect" 2>&1) \
     || { echo "$out" >&2; die "h2load failed or timed out (${RUN_TIMEOUT}s)"; }
   local ok
   ok=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
@@ -184,6 +207,7 @@ RESULTS="$WORK/results.txt"
 echo "h2load: N=$N requests per run, R=$R runs per shape, shapes (connections x streams): $CONFIGS"
 for name in $SERVERS; do
   port=$(helper port)
+  SCHEME=$(scheme "$name")
   start_server "$name" "$port"
   echo "== $name on 127.0.0.1:$port (pid $SERVER_PID, ${PIN_SERVER:-unpinned}): answer ok"
   run_h2load "$port" 1 16 1000 "$WORK/warmup.log" >/dev/null  # warm-up, not recorded
@@ -202,16 +226,17 @@ for name in $SERVERS; do
       "$(helper median 1 "${rps_all[@]}")" "$(helper median 3 "${p50_all[@]}")" \
       "$(helper median 3 "${p99_all[@]}")" >>"$RESULTS"
   done
-  helper check "127.0.0.1:$port" 10 >/dev/null || die "$name answered wrongly after the load"
+  # shellcheck disable=SC2046
+  helper check "127.0.0.1:$port" 10 $(check_args "$name") >/dev/null || die "$name answered wrongly after the load"
   stop_server
 done
 
 {
   echo
   echo "gRPC Detect, 1000-metric request, server on core 0, h2load on core 1; medians of $R runs of $N requests"
-  printf '%-10s %-16s %12s %10s %10s\n' server "conns x streams" "req/s" "p50 ms" "p99 ms"
+  printf '%-12s %-16s %12s %10s %10s\n' server "conns x streams" "req/s" "p50 ms" "p99 ms"
   while read -r name shape rps p50 p99; do
     c=${shape%x*}; m=${shape#*x}
-    printf '%-10s %-16s %12s %10s %10s\n' "$name" "$c x $m ($((c * m)))" "$rps" "$p50" "$p99"
+    printf '%-12s %-16s %12s %10s %10s\n' "$name" "$c x $m ($((c * m)))" "$rps" "$p50" "$p99"
   done <"$RESULTS"
 } | tee ${OUT:+"$OUT"}

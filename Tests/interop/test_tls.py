@@ -365,6 +365,16 @@ def test_cleartext_http_on_the_https_port_is_told_so(pki, procs):
     assert (status, body) == (200, ARTICLE_ANSWER)
 
 
+def test_an_https_client_on_a_cleartext_gateway_fails_clearly(pki, procs):
+    backend = procs.backend()
+    gateway = procs.gateway(f"127.0.0.1:{backend.port}")
+    rc, body, err = curl("--cacert", pki.pem("ca"), f"https://127.0.0.1:{gateway.port}/healthz")
+    assert rc == 35 and "wrong version number" in err, (rc, body, err)  # curl reads our cleartext 400
+    gateway.check_alive()
+    rc, body, err = curl(f"http://127.0.0.1:{gateway.port}/detect", "--data-binary", ARTICLE_BODY.decode())
+    assert rc == 0 and body == ARTICLE_ANSWER, (rc, body, err)
+
+
 def test_mutual_tls_on_the_gateway(pki, procs):
     backend = procs.backend()
     gateway = procs.gateway(f"127.0.0.1:{backend.port}", *tls_backend_args(pki), "--tls-client-ca", pki.pem("ca"))
