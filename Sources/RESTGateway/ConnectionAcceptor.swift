@@ -25,7 +25,6 @@ final class ConnectionAcceptor: Sendable {
     private let answersRefusals: Bool
     /// HTTPS only: admitted connections wait here for their first byte (see `sniff`).
     private let sniffFD: Int32
-    let plaintextOnTLS = Atomic<Int>(0)
 
     init(listener: ListeningSocket, daemon: OpaquePointer, tracker: ConnectionTracker, isTLS: Bool, logger: Logger) throws {
         self.listener = listener
@@ -154,7 +153,6 @@ final class ConnectionAcceptor: Sendable {
             if peeked == 1 && first == 0x16 {
                 handOver(fd: fd, id: entry.id, peer: entry.peer)
             } else if peeked == 1 {
-                plaintextOnTLS.add(1, ordering: .relaxed)
                 tracker.closed(id: entry.id)
                 let body = JSONCodec.encodeError(code: Status.Code.invalidArgument.rawValue,
                                                  message: "this port speaks HTTPS: the client sent cleartext HTTP; use https://")

@@ -28,6 +28,7 @@ struct BackendCommand: ParsableCommand {
     var maxMessageBytes = 4 * 1024 * 1024
 
     @OptionGroup(title: "TLS") var tls: ServerTLSOptions
+    @OptionGroup(title: "TLS") var handshake: TLSHandshakeOptions
     @OptionGroup var authToken: AuthTokenOptions
     @OptionGroup var logging: LoggingOptions
 
@@ -46,7 +47,7 @@ struct BackendCommand: ParsableCommand {
         let auth = try authToken.auth()
         let credentials = try loadServerCredentials(tls, logger: logger)
         let backend = try startBackend(host: host, port: port, threads: threads, maxMessageBytes: maxMessageBytes,
-                                       auth: auth, tls: credentials, handshakeTimeout: tls.tlsHandshakeTimeout, logger: logger)
+                                       auth: auth, tls: credentials, handshakeTimeout: handshake.tlsHandshakeTimeout, logger: logger)
         logger.info("outliers backend listening", metadata: [
             "addresses": "\(backend.server.boundAddresses.joined(separator: ", "))",
             "threads": "\(threads)", "max-message-bytes": "\(maxMessageBytes)",

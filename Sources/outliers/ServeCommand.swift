@@ -33,6 +33,7 @@ struct ServeCommand: ParsableCommand {
 
     @OptionGroup var gateway: GatewayOptions
     @OptionGroup(title: "TLS (both hops: HTTPS on the gateway, gRPC over TLS to the backend)") var tls: ServerTLSOptions
+    @OptionGroup(title: "TLS (both hops: HTTPS on the gateway, gRPC over TLS to the backend)") var handshake: TLSHandshakeOptions
     @OptionGroup(title: "Authentication (the backend requires the token; the gateway forwards clients' Authorization)")
     var authToken: AuthTokenOptions
     @OptionGroup var logging: LoggingOptions
@@ -55,7 +56,7 @@ struct ServeCommand: ParsableCommand {
         let https = try loadHTTPSCredentials(tls, logger: logger)
         let backend = try startBackend(host: host, port: grpcPort, threads: gateway.threads,
                                        maxMessageBytes: messageLimit, auth: try authToken.auth(), tls: credentials,
-                                       handshakeTimeout: tls.tlsHandshakeTimeout, logger: logger)
+                                       handshakeTimeout: handshake.tlsHandshakeTimeout, logger: logger)
         // The gateway's hop trusts exactly the backend's own certificate (and presents it
         // when the backend requires client certificates).
         let pinned: TLSClientCredentials?

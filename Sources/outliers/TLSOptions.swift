@@ -16,10 +16,6 @@ struct ServerTLSOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Require client certificates signed by this PEM CA (mutual TLS).", valueName: "FILE"))
     var tlsClientCa: String?
 
-    @Option(help: ArgumentHelp("A gRPC client that has not finished its TLS handshake by then is disconnected (the gateway's HTTPS handshakes count against --header-timeout).",
-                               valueName: "DURATION"))
-    var tlsHandshakeTimeout = DurationArgument(argument: "10s")!
-
     var isEnabled: Bool { tlsCert != nil }
 
     func validate() throws {
@@ -47,6 +43,14 @@ struct ServerTLSOptions: ParsableArguments {
         guard let tlsCert, let tlsKey else { return nil }
         return try HTTPSCredentials(certificateChainFile: tlsCert, privateKeyFile: tlsKey, clientCAFile: tlsClientCa)
     }
+}
+
+/// `--tls-handshake-timeout`: the gRPC server's bound on a TLS handshake (backend and
+/// serve; the gateway's HTTPS handshakes count against its --header-timeout).
+struct TLSHandshakeOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("With --tls-cert: a gRPC client that has not finished its TLS handshake by then is disconnected.",
+                               valueName: "DURATION"))
+    var tlsHandshakeTimeout = DurationArgument(argument: "10s")!
 }
 
 /// `--backend-tls` and its files: how the gateway reaches its backends over TLS.
