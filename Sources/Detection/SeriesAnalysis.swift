@@ -82,28 +82,26 @@ extension OutlierDetector {
 
     private func zScore(_ values: UnsafeBufferPointer<Double>) throws(NonFiniteValue) -> SeriesAnalysis {
         let statistics = try Statistics(of: values)
-        let mean = statistics.mean, std = statistics.standardDeviation
-        let limit = threshold * std
-        var outliers: [ScoredOutlier] = []
-        for i in values.indices where abs(values[i] - mean) > limit {
-            outliers.append(ScoredOutlier(index: Int32(truncatingIfNeeded: i), value: values[i], score: (values[i] - mean) / std))
-        }
-        return SeriesAnalysis(summary: SeriesSummary(count: values.count, center: mean, spread: std,
-                                                     lower: mean - limit, upper: mean + limit), outliers: outliers)
+        return symmetric(values, center: statistics.mean, spread: statistics.standardDeviation)
     }
 
     private func medianAbsoluteDeviation(_ values: UnsafeBufferPointer<Double>) -> SeriesAnalysis {
         var scratch = Array(values)
         let median = OrderStatistics.median(&scratch)
         for i in scratch.indices { scratch[i] = abs(values[i] - median) }
-        let spread = normalMADScale * OrderStatistics.median(&scratch)
+        return symmetric(values, center: median, spread: normalMADScale * OrderStatistics.median(&scratch))
+    }
+
+    /// The z-score and MAD rules alike: `|x − center| > k·spread` (numpy's expression, so
+    /// the same strict comparison of the same rounded numbers), score `(x − center) / spread`.
+    private func symmetric(_ values: UnsafeBufferPointer<Double>, center: Double, spread: Double) -> SeriesAnalysis {
         let limit = threshold * spread
         var outliers: [ScoredOutlier] = []
-        for i in values.indices where abs(values[i] - median) > limit {
-            outliers.append(ScoredOutlier(index: Int32(truncatingIfNeeded: i), value: values[i], score: (values[i] - median) / spread))
+        for i in values.indices where abs(values[i] - center) > limit {
+            outliers.append(ScoredOutlier(index: Int32(truncatingIfNeeded: i), value: values[i], score: (values[i] - center) / spread))
         }
-        return SeriesAnalysis(summary: SeriesSummary(count: values.count, center: median, spread: spread,
-                                                     lower: median - limit, upper: median + limit), outliers: outliers)
+        return SeriesAnalysis(summary: SeriesSummary(count: values.count, center: center, spread: spread,
+                                                     lower: center - limit, upper: center + limit), outliers: outliers)
     }
 
     private func interquartileRange(_ values: UnsafeBufferPointer<Double>) -> SeriesAnalysis {
