@@ -602,3 +602,29 @@ def test_readme_tls_commands_work_as_written(tmp_path):
         finally:
             child.terminate()
             child.wait(10)
+
+
+def test_sighup_rotates_the_gateways_https_and_backend_client_certificates(pki, procs, tmp_path):
+    """`outliers gateway` reloads both of its TLS sides on SIGHUP: its HTTPS certificate
+    and its --backend-cert (checked by a backend that requires client certificates)."""
+    backend = procs.backend(*tls_backend_args(pki), "--tls-client-ca", pki.pem("ca"))
+    cert, key = tmp_path / "https.pem", tmp_path / "https.key"
+    client_cert, client_key = tmp_path / "client.pem", tmp_path / "client.key"
+    for source, target in ((pki.pem("server"), cert), (pki.key("server"), key),
+                           (pki.pem("client"), client_cert), (pki.key("client"), client_key)):
+        shutil.copy(source, target)
+    gateway = procs.gateway(backend.address, "--tls-cert", cert, "--tls-key", key, "--backend-tls",
+                            "--backend-ca", pki.pem("ca"), "--backend-cert", client_cert, "--backend-key", client_key)
+    assert https_post(gateway.port, pki, ARTICLE_BODY)[:2] == (200, ARTICLE_ANSWER)
+    shutil.copy(pki.pem("server2"), cert)
+    shutil.copy(pki.key("server2"), key)
+    # The client certificate files are read again too (the log says so for both); the
+    # open backend connection keeps the certificate it was made with.
+    gateway.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while peer_certificate(gateway.port, alpn=("http/1.1",)) != der(pki, "server2") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert peer_certificate(gateway.port, alpn=("http/1.1",)) == der(pki, "server2")
+    assert gateway.log_tail().count("TLS certificate reloaded") == 2, gateway.log_tail()
+    assert https_post(gateway.port, pki, ARTICLE_BODY)[:2] == (200, ARTICLE_ANSWER)
+    gateway.check_alive()
