@@ -8,15 +8,22 @@ from concurrent import futures
 import grpc
 
 
-def serve(handlers, host, port, banner, **server_options):
-    """Serves {method path: grpc.RpcMethodHandler}; prints "<banner> ready on port N"."""
+def serve(handlers, host, port, banner, credentials=None, setup=None, **server_options):
+    """Serves {method path: grpc.RpcMethodHandler}; prints "<banner> ready on port N".
+    With `credentials` (grpc.ssl_server_credentials) the port is TLS; `setup(server)`
+    registers generated servicers too."""
 
     class Handler(grpc.GenericRpcHandler):
         def service(self, details):
             return handlers.get(details.method)
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), handlers=[Handler()], **server_options)
-    server.add_insecure_port(f"{host}:{port}")
+    if setup:
+        setup(server)
+    if credentials is None:
+        server.add_insecure_port(f"{host}:{port}")
+    elif server.add_secure_port(f"{host}:{port}", credentials) == 0:
+        raise SystemExit(f"cannot listen on {host}:{port}")
     server.start()
     print(f"{banner} ready on port {port}", flush=True)
     stopped = threading.Event()

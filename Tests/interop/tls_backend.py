@@ -5,21 +5,19 @@ for the gateway's --backend-tls tests (Tests/interop/test_tls.py).
     .venv/bin/python Tests/interop/tls_backend.py --port PORT --cert C --key K [--client-ca CA]
 
 With --client-ca, client certificates signed by it are required. grpc.health.v1 answers
-SERVING. Prints "tls backend ready on port N" once serving; SIGTERM stops it.
+SERVING. Prints "tls backend ready on port N" once serving; SIGTERM stops it (grpcio_server.serve).
 """
 
 import argparse
 import os
-import signal
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.normpath(os.path.join(HERE, "..", "..", "examples", "python")))
 import server as article  # noqa: E402  (the article's server module: its servicer and stubs)
+from grpcio_server import serve  # noqa: E402
 
 
 def main():
@@ -39,22 +37,15 @@ def main():
         [(read(args.key), read(args.cert))],
         root_certificates=read(args.client_ca) if args.client_ca else None,
         require_client_auth=bool(args.client_ca))
-    server = grpc.server(ThreadPoolExecutor(max_workers=8))
-    article.outliers_pb2_grpc.add_OutliersServicer_to_server(article.OutliersServer(), server)
-    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    if server.add_secure_port(f"{args.host}:{args.port}", credentials) == 0:
-        sys.exit(f"cannot listen on {args.host}:{args.port}")
-    server.start()
-    print(f"tls backend ready on port {args.port}", flush=True)
-    stopped = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopped.set())
-    stopped.wait()
-    server.stop(grace=1).wait()
-    return 0
+
+    def setup(server):
+        article.outliers_pb2_grpc.add_OutliersServicer_to_server(article.OutliersServer(), server)
+        from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+        health_servicer = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+
+    return serve({}, args.host, args.port, "tls backend", credentials=credentials, setup=setup)
 
 
 if __name__ == "__main__":
