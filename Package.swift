@@ -75,7 +75,7 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "OutliersServiceTests", dependencies: ["OutliersService"]),
+        .testTarget(name: "OutliersServiceTests", dependencies: ["OutliersService", "OutliersJSON"]),
 
         // jansson codec: JSON ⇄ pb messages with precise errors (line, column, path).
         .target(name: "OutliersJSON", dependencies: [

@@ -6,8 +6,9 @@ import Glibc
 /// JSON ⇄ pb messages for the REST contract (DESIGN.md §2), parsed with jansson.
 ///
 /// A /detect body is any of: proto3 JSON of OutliersRequest
-/// (`{"metrics":[{"time":"2020-05-22T14:13:11Z","name":"CPU","value":97.3}]}`), a
-/// bare array of such metric objects, or a bare array of numbers. Errors say what
+/// (`{"metrics":[{"time":"2020-05-22T14:13:11Z","name":"CPU","value":97.3}]}`, with
+/// `"options":{"method":"MAD","threshold":3,"groupByName":true,"details":true}`
+/// when wanted), a bare array of such metric objects, or a bare array of numbers. Errors say what
 /// went wrong and where: line and column for syntax, the JSON path
 /// (`metrics[3].value`, or `[3].value` in a bare array) for a wrong type or an
 /// unknown field. A bare array holds metric objects or numbers, not both; its first
@@ -16,13 +17,14 @@ public enum JSONCodec {
     /// Parses a body into a request message.
     public static func decodeRequest(_ body: UnsafeRawBufferPointer) throws(JSONCodecError) -> Pb_OutliersRequest {
         var request = Pb_OutliersRequest()
-        try walk(body) { metric in
+        let options = try walk(body) { metric in
             var message = Pb_Metric()
             if let time = metric.time { message.time = Google_Protobuf_Timestamp(seconds: time.seconds, nanos: time.nanos) }
             if let name = metric.name { message.name = String(decoding: name, as: UTF8.self) }
             message.value = metric.value
             request.metrics.append(message)
         }
+        if let options { request.options = options }
         return request
     }
 
@@ -46,24 +48,44 @@ public enum JSONCodec {
     /// A message that would pass `maximumMessageBytes` throws `isMessageTooLarge`, as
     /// soon as that is known: the plain scanner stops there (memory bounded by the
     /// limit); the jansson path, which builds its tree first, is bounded by the body.
-    public static func transcodeRequest(_ body: UnsafeRawBufferPointer,
-                                        maximumMessageBytes: Int = .max) throws(JSONCodecError) -> [UInt8] {
+    ///
+    /// The plain scanner takes bodies without `options` (it declines on the key);
+    /// `overrides` (the gateway's query parameters) are laid over the body's options.
+    public static func transcodeRequest(_ body: UnsafeRawBufferPointer, maximumMessageBytes: Int = .max,
+                                        overrides: DetectOptionsOverrides = DetectOptionsOverrides()) throws(JSONCodecError) -> [UInt8] {
         switch PlainBodyScanner.transcode(body, limit: maximumMessageBytes) {
-        case .message(let bytes): return bytes
+        case .message(let bytes):
+            guard !overrides.isEmpty else { return bytes }
+            return try appendingOptions(overrides.applied(to: Pb_DetectOptions()), to: bytes, limit: maximumMessageBytes)
         case .messageTooLarge: throw .messageTooLarge(limit: maximumMessageBytes)
-        case .declined: return try transcodeWithJansson(body, maximumMessageBytes: maximumMessageBytes)
+        case .declined: return try transcodeWithJansson(body, maximumMessageBytes: maximumMessageBytes, overrides: overrides)
         }
     }
 
     /// The jansson path of `transcodeRequest`, for every body.
-    static func transcodeWithJansson(_ body: UnsafeRawBufferPointer,
-                                     maximumMessageBytes: Int = .max) throws(JSONCodecError) -> [UInt8] {
+    static func transcodeWithJansson(_ body: UnsafeRawBufferPointer, maximumMessageBytes: Int = .max,
+                                     overrides: DetectOptionsOverrides = DetectOptionsOverrides()) throws(JSONCodecError) -> [UInt8] {
         var writer = ProtobufMetricWriter(capacity: body.count / 2, limit: maximumMessageBytes)
-        try walk(body) { metric in
+        var options = try walk(body) { metric in
             writer.append(time: metric.time, name: metric.name, value: metric.value)
         }
         if writer.exceeded { throw .messageTooLarge(limit: maximumMessageBytes) }
-        return writer.takeOutput()
+        if !overrides.isEmpty { options = overrides.applied(to: options ?? Pb_DetectOptions()) }
+        guard let options else { return writer.takeOutput() }
+        return try appendingOptions(options, to: writer.takeOutput(), limit: maximumMessageBytes)
+    }
+
+    /// `message` with field 2, `options`, after its metrics: where swift-protobuf
+    /// writes it (fields in number order), so the bytes stay what it would serialize.
+    static func appendingOptions(_ options: Pb_DetectOptions, to message: [UInt8], limit: Int) throws(JSONCodecError) -> [UInt8] {
+        // A message of a varint, a double and two bools cannot fail to serialize.
+        let field: [UInt8] = try! options.serializedBytes()
+        var output = message
+        output.append(OutliersWire.key(OutliersWire.OutliersRequest.options, OutliersWire.WireType.lengthDelimited))
+        output.append(UInt8(field.count))  // at most 15 bytes: a one-byte length
+        output.append(contentsOf: field)
+        guard output.count <= limit else { throw .messageTooLarge(limit: limit) }
+        return output
     }
 
     /// `{"indices":[7,113,835]}`: "indices" always present, `[]` when empty.
@@ -76,10 +98,6 @@ public enum JSONCodec {
         }
         output.append(contentsOf: "]}".utf8)
         return output
-    }
-
-    public static func encodeResponse(_ response: Pb_OutliersResponse) -> [UInt8] {
-        encodeResponse(indices: response.indices)
     }
 
     /// grpc-gateway v2's error body: `{"code":3,"message":"…","details":[]}`.
@@ -137,8 +155,10 @@ public enum JSONCodec {
         var value = 0.0
     }
 
-    /// Parses `body` and calls `visit` for each metric in order.
-    static func walk(_ body: UnsafeRawBufferPointer, _ visit: (MetricFields) -> Void) throws(JSONCodecError) {
+    /// Parses `body` and calls `visit` for each metric in order; the options, when
+    /// the body has them (an object, not null).
+    @discardableResult
+    static func walk(_ body: UnsafeRawBufferPointer, _ visit: (MetricFields) -> Void) throws(JSONCodecError) -> Pb_DetectOptions? {
         guard body.contains(where: { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }) else {
             throw JSONCodecError(message: body.isEmpty ? "empty body: expected a JSON object or array"
                                      : "body has only white space: expected a JSON object or array")
@@ -156,20 +176,28 @@ public enum JSONCodec {
             throw JSONCodecError(syntax: error)
         }
         defer { json_decref(root) }
+        var options: Pb_DetectOptions?
         switch root.pointee.type {
         case JSON_OBJECT:
             var iterator = json_object_iter(root)
             while let current = iterator {
                 let keyPointer = json_object_iter_key(current)!
                 let value = json_object_iter_value(current)!
-                guard strcmp(keyPointer, "metrics") == 0 else {
+                if strcmp(keyPointer, "metrics") == 0 {
+                    switch value.pointee.type {
+                    case JSON_NULL: break
+                    case JSON_ARRAY: try walkMetrics(value, path: "metrics", bare: false, visit)
+                    default: throw JSONCodecError(message: "expected an array of metrics, got \(typeName(value))", path: "metrics")
+                    }
+                } else if strcmp(keyPointer, "options") == 0 {
+                    switch value.pointee.type {
+                    case JSON_NULL: break
+                    case JSON_OBJECT: options = try detectOptions(value, path: "options")
+                    default: throw JSONCodecError(message: "expected an options object, got \(typeName(value))", path: "options")
+                    }
+                } else {
                     let key = shown(keyPointer)
-                    throw JSONCodecError(message: "unknown field \"\(escaped(key))\" (an OutliersRequest has only \"metrics\")", path: key)
-                }
-                switch value.pointee.type {
-                case JSON_NULL: break
-                case JSON_ARRAY: try walkMetrics(value, path: "metrics", bare: false, visit)
-                default: throw JSONCodecError(message: "expected an array of metrics, got \(typeName(value))", path: "metrics")
+                    throw JSONCodecError(message: "unknown field \"\(escaped(key))\" (an OutliersRequest has \"metrics\" and \"options\")", path: key)
                 }
                 iterator = json_object_iter_next(root, current)
             }
@@ -178,6 +206,7 @@ public enum JSONCodec {
         default:
             throw JSONCodecError(message: "expected a JSON object {\"metrics\":[…]} or an array, got \(typeName(root))")
         }
+        return options
     }
 
     /// The metrics array: objects, or (in a bare array only) numbers as proto3 JSON
@@ -252,7 +281,7 @@ public enum JSONCodec {
 
     /// A JSON number, or a string: "NaN", "Infinity", "-Infinity", or a number in
     /// JSON's own syntax ("1.5", "-2e3"), as proto3 JSON allows for doubles.
-    private static func number(_ value: UnsafeMutablePointer<json_t>, path: String) throws(JSONCodecError) -> Double {
+    static func number(_ value: UnsafeMutablePointer<json_t>, path: String) throws(JSONCodecError) -> Double {
         switch value.pointee.type {
         case JSON_REAL, JSON_INTEGER:
             return json_number_value(value)

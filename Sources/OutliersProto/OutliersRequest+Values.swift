@@ -16,13 +16,27 @@
 /// and unknown fields that swift-protobuf accepts. The canonical reader accepts a
 /// subset of what the general one does, so the two can only agree.
 public enum OutliersRequestValues {
+    /// The values, whether or not the request has options.
     public static func decode(_ bytes: [UInt8]) -> [Double]? {
-        bytes.withUnsafeBytes { decode($0) }
+        bytes.withUnsafeBytes { decodeRequest($0)?.values }
     }
 
     public static func decode(_ bytes: UnsafeRawBufferPointer) -> [Double]? {
+        decodeRequest(bytes)?.values
+    }
+
+    /// The values and the request's `options` (nil when the field is absent), or nil
+    /// to decline. The options, a few bytes, are decoded by swift-protobuf; the
+    /// reader declines when they do not decode or when the field comes twice (which
+    /// protobuf merges: swift-protobuf decides then).
+    public static func decodeRequest(_ bytes: [UInt8]) -> (values: [Double], options: Pb_DetectOptions?)? {
+        bytes.withUnsafeBytes { decodeRequest($0) }
+    }
+
+    public static func decodeRequest(_ bytes: UnsafeRawBufferPointer) -> (values: [Double], options: Pb_DetectOptions?)? {
         var reader = WireReader(bytes)
         var values: [Double] = []
+        var options: UnsafeRawBufferPointer?
         values.reserveCapacity(bytes.count / 20)
         while !reader.atEnd {
             if let metric = reader.shortField(key: metricsKey) {
@@ -35,17 +49,28 @@ public enum OutliersRequestValues {
                 guard let metric = reader.lengthDelimited() else { return nil }
                 guard let value = canonicalMetricValue(metric) ?? anyMetricValue(metric) else { return nil }
                 values.append(value)
+            } else if key == optionsKey {
+                guard options == nil, let body = reader.lengthDelimited() else { return nil }
+                options = body
+            } else if key >> 3 == OutliersWire.OutliersRequest.metrics || key >> 3 == OutliersWire.OutliersRequest.options {
+                // A known field with another wire type: let swift-protobuf decide.
+                return nil
             } else {
                 guard reader.skip(wireType: key & 7) else { return nil }
             }
         }
-        return values
+        guard let options else { return (values, nil) }
+        guard let decoded = try? Pb_DetectOptions(serializedBytes: Array(options)) else { return nil }
+        return (values, decoded)
     }
 
     // Keys (field number << 3 | wire type) as computed constants: a `static let`
     // would cost a lazy-initialisation check on every use in the loops below.
     @inline(__always) private static var metricsKey: Int {
         OutliersWire.OutliersRequest.metrics << 3 | OutliersWire.WireType.lengthDelimited
+    }
+    @inline(__always) private static var optionsKey: Int {
+        OutliersWire.OutliersRequest.options << 3 | OutliersWire.WireType.lengthDelimited
     }
     @inline(__always) private static var timeKey: Int { OutliersWire.Metric.time << 3 | OutliersWire.WireType.lengthDelimited }
     @inline(__always) private static var nameKey: Int { OutliersWire.Metric.name << 3 | OutliersWire.WireType.lengthDelimited }

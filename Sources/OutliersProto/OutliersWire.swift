@@ -12,9 +12,10 @@ public enum OutliersWire {
         @inlinable public static var fixed32: Int { 5 }
     }
 
-    /// `repeated Metric metrics = 1;`
+    /// `repeated Metric metrics = 1; DetectOptions options = 2;`
     public enum OutliersRequest {
         @inlinable public static var metrics: Int { 1 }
+        @inlinable public static var options: Int { 2 }
     }
 
     /// `Timestamp time = 1; string name = 2; double value = 3;`

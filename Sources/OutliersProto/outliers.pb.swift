@@ -55,7 +55,89 @@ public nonisolated struct Pb_OutliersRequest: Sendable {
 
   public var metrics: [Pb_Metric] = []
 
+  /// Added after the article: absent, the article's rule answers (two population
+  /// standard deviations from the mean of every value); servers that predate it,
+  /// the article's Python server among them, ignore it.
+  public var options: Pb_DetectOptions {
+    get {_options ?? Pb_DetectOptions()}
+    set {_options = newValue}
+  }
+  /// Returns true if `options` has been explicitly set.
+  public var hasOptions: Bool {self._options != nil}
+  /// Clears the value of `options`. Subsequent reads from it will return its default value.
+  public mutating func clearOptions() {self._options = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _options: Pb_DetectOptions? = nil
+}
+
+/// How to find the outliers, and whether to explain them.
+public nonisolated struct Pb_DetectOptions: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var method: Pb_DetectOptions.Method = .zscore
+
+  /// k; 0 means the method's default. Negative or non-finite: INVALID_ARGUMENT.
+  public var threshold: Double = 0
+
+  /// Each distinct name is its own series; indices still point into metrics.
+  public var groupByName: Bool = false
+
+  /// Fill OutliersResponse.outliers and OutliersResponse.series.
+  public var details: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum Method: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+
+    /// |x - mean| > k * std (population std), the article's rule; k = 2 by default.
+    case zscore // = 0
+
+    /// |x - median| > k * 1.482602218505602 * MAD, MAD = median(|x - median|)
+    /// (scipy's median_abs_deviation(scale="normal")); k = 3.5 by default.
+    case mad // = 1
+
+    /// Tukey's fences: x < Q1 - k * IQR or x > Q3 + k * IQR, quartiles as numpy's
+    /// default linear percentile; k = 1.5 by default.
+    case iqr // = 2
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .zscore
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .zscore
+      case 1: self = .mad
+      case 2: self = .iqr
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .zscore: return 0
+      case .mad: return 1
+      case .iqr: return 2
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Pb_DetectOptions.Method] = [
+      .zscore,
+      .mad,
+      .iqr,
+    ]
+
+  }
 
   public init() {}
 }
@@ -66,6 +148,62 @@ public nonisolated struct Pb_OutliersResponse: Sendable {
   // methods supported on all messages.
 
   public var indices: [Int32] = []
+
+  /// With options.details: each outlier, in the order of indices.
+  public var outliers: [Pb_Outlier] = []
+
+  /// With options.details: each series, in the order its name first appears (one
+  /// series named "" without options.group_by_name).
+  public var series: [Pb_Series] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Pb_Outlier: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Into the request's metrics.
+  public var index: Int32 = 0
+
+  public var name: String = String()
+
+  public var value: Double = 0
+
+  /// The z-score (x - mean) / std, the modified z-score (x - median) / spread, or for
+  /// IQR the signed distance beyond the nearer fence in IQR units; +-Infinity when the
+  /// spread is 0.
+  public var score: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Pb_Series: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var count: Int32 = 0
+
+  /// The mean (ZSCORE) or the median (MAD, IQR).
+  public var center: Double = 0
+
+  /// The standard deviation, the scaled MAD or the IQR.
+  public var spread: Double = 0
+
+  /// The bounds: center -+ k * spread (ZSCORE, MAD), Tukey's fences (IQR). A value
+  /// below lower or above upper is an outlier (ZSCORE and MAD test
+  /// |x - center| > k * spread, which rounding can place an ulp from these bounds).
+  public var lower: Double = 0
+
+  public var upper: Double = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -122,7 +260,7 @@ nonisolated extension Pb_Metric: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
 
 nonisolated extension Pb_OutliersRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".OutliersRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}metrics\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}metrics\0\u{1}options\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -131,28 +269,86 @@ nonisolated extension Pb_OutliersRequest: SwiftProtobuf.Message, SwiftProtobuf._
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.metrics) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._options) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.metrics.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.metrics, fieldNumber: 1)
     }
+    try { if let v = self._options {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Pb_OutliersRequest, rhs: Pb_OutliersRequest) -> Bool {
     if lhs.metrics != rhs.metrics {return false}
+    if lhs._options != rhs._options {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
 }
 
+nonisolated extension Pb_DetectOptions: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DetectOptions"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}method\0\u{1}threshold\0\u{3}group_by_name\0\u{1}details\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.method) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.threshold) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.groupByName) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.details) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.method != .zscore {
+      try visitor.visitSingularEnumField(value: self.method, fieldNumber: 1)
+    }
+    if self.threshold.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.threshold, fieldNumber: 2)
+    }
+    if self.groupByName != false {
+      try visitor.visitSingularBoolField(value: self.groupByName, fieldNumber: 3)
+    }
+    if self.details != false {
+      try visitor.visitSingularBoolField(value: self.details, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Pb_DetectOptions, rhs: Pb_DetectOptions) -> Bool {
+    if lhs.method != rhs.method {return false}
+    if lhs.threshold != rhs.threshold {return false}
+    if lhs.groupByName != rhs.groupByName {return false}
+    if lhs.details != rhs.details {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Pb_DetectOptions.Method: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ZSCORE\0\u{1}MAD\0\u{1}IQR\0")
+}
+
 nonisolated extension Pb_OutliersResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".OutliersResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}indices\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}indices\0\u{1}outliers\0\u{1}series\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -161,6 +357,8 @@ nonisolated extension Pb_OutliersResponse: SwiftProtobuf.Message, SwiftProtobuf.
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedInt32Field(value: &self.indices) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.outliers) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.series) }()
       default: break
       }
     }
@@ -170,11 +368,119 @@ nonisolated extension Pb_OutliersResponse: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.indices.isEmpty {
       try visitor.visitPackedInt32Field(value: self.indices, fieldNumber: 1)
     }
+    if !self.outliers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.outliers, fieldNumber: 2)
+    }
+    if !self.series.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.series, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Pb_OutliersResponse, rhs: Pb_OutliersResponse) -> Bool {
     if lhs.indices != rhs.indices {return false}
+    if lhs.outliers != rhs.outliers {return false}
+    if lhs.series != rhs.series {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Pb_Outlier: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Outlier"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}name\0\u{1}value\0\u{1}score\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.index) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.value) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.score) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.index != 0 {
+      try visitor.visitSingularInt32Field(value: self.index, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if self.value.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.value, fieldNumber: 3)
+    }
+    if self.score.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.score, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Pb_Outlier, rhs: Pb_Outlier) -> Bool {
+    if lhs.index != rhs.index {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.value != rhs.value {return false}
+    if lhs.score != rhs.score {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Pb_Series: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Series"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}count\0\u{1}center\0\u{1}spread\0\u{1}lower\0\u{1}upper\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.count) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.center) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.spread) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.lower) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.upper) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularInt32Field(value: self.count, fieldNumber: 2)
+    }
+    if self.center.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.center, fieldNumber: 3)
+    }
+    if self.spread.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.spread, fieldNumber: 4)
+    }
+    if self.lower.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.lower, fieldNumber: 5)
+    }
+    if self.upper.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.upper, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Pb_Series, rhs: Pb_Series) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.count != rhs.count {return false}
+    if lhs.center != rhs.center {return false}
+    if lhs.spread != rhs.spread {return false}
+    if lhs.lower != rhs.lower {return false}
+    if lhs.upper != rhs.upper {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -9,9 +9,10 @@ extension Gateway {
         switch state.format {
         case .json:
             let limit = configuration.maximumMessageBytes
+            let overrides = state.optionOverrides
             let result = state.body.withUnsafeBytes { raw in
                 Result { () throws(JSONCodecError) -> [UInt8] in
-                    try JSONCodec.transcodeRequest(raw, maximumMessageBytes: limit)
+                    try JSONCodec.transcodeRequest(raw, maximumMessageBytes: limit, overrides: overrides)
                 }
             }
             switch result {
@@ -32,10 +33,15 @@ extension Gateway {
                 return
             }
             // Passed through, but checked: a body that is not an OutliersRequest is the
-            // client's mistake (400), not the backend's (500).
-            if OutliersRequestValues.decode(state.body) == nil {
+            // client's mistake (400), not the backend's (500). Query options are laid
+            // over the decoded message, which is serialized again.
+            if !state.optionOverrides.isEmpty || OutliersRequestValues.decodeRequest(state.body) == nil {
                 do {
-                    _ = try Pb_OutliersRequest(serializedBytes: state.body)
+                    var message = try Pb_OutliersRequest(serializedBytes: state.body)
+                    if !state.optionOverrides.isEmpty {
+                        message.options = state.optionOverrides.applied(to: message.options)
+                        state.body = try message.serializedBytes()
+                    }
                 } catch {
                     state.response = errorResponse(.invalidArgument,
                         "body is not a valid protobuf pb.OutliersRequest: \(Self.describe(protobufError: error))")

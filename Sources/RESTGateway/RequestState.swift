@@ -1,5 +1,6 @@
 import CMicroHTTPD
 import H2GRPC
+import OutliersJSON
 import Synchronization
 import ZlibCompression
 
@@ -55,6 +56,8 @@ final class RequestState {
     /// Accept-Encoding takes gzip.
     var acceptsGzip = false
     var wantsProtobuf = false
+    /// The options the query parameters give (DetectQuery).
+    var optionOverrides = DetectOptionsOverrides()
     var timeoutNanoseconds: Int64 = 0
 
     init(method: String, path: String, started: UInt64) {

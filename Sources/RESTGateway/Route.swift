@@ -81,6 +81,12 @@ extension Gateway {
             return
         }
         state.wantsProtobuf = Self.acceptsProtobuf(header(connection, "Accept"))
+        switch DetectQuery.overrides(Self.queryParameters(connection)) {
+        case .success(let overrides): state.optionOverrides = overrides
+        case .failure(let refusal):
+            state.response = errorResponse(.invalidArgument, refusal.message)
+            return
+        }
         switch MetadataMapping.requestMetadata(state.metadataHeaders, clientAddress: state.clientAddress) {
         case .success(let metadata): state.metadata = [("x-request-id", state.requestID)] + metadata
         case .failure(let refusal):

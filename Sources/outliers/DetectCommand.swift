@@ -14,7 +14,10 @@ struct DetectCommand: ParsableCommand {
             Reads a JSON body of any shape POST /detect takes ({"metrics":[…]}, an array of \
             metric objects, or an array of numbers) from FILE or stdin (-), or sends the \
             article's demo data with --demo. Prints `outliers at: [7 113 835]`, or \
-            {"indices":[…]} with --json. Exits 1 with the gRPC status on error.
+            {"indices":[…]} with --json. --method, --threshold, --group-by-name and \
+            --details set the request's options (over any the body has); with --details \
+            the outliers are printed as a table (index, name, value, score) with each \
+            series' center, spread and bounds. Exits 1 with the gRPC status on error.
             """
     )
 
@@ -29,6 +32,18 @@ struct DetectCommand: ParsableCommand {
 
     @Flag(help: "Print the answer as JSON: {\"indices\":[…]}.")
     var json = false
+
+    @Option(help: "The detection rule: zscore (the article's), mad (median absolute deviation) or iqr (Tukey's fences).")
+    var method: MethodArgument?
+
+    @Option(help: "The rule's threshold k; 0 or absent: the method's default (2 for zscore, 3.5 for mad, 1.5 for iqr).")
+    var threshold: Double?
+
+    @Flag(help: "Treat each distinct metric name as its own series.")
+    var groupByName = false
+
+    @Flag(help: "Ask for the details: each outlier's score and each series' center, spread and bounds.")
+    var details = false
 
     @Option(help: "Send the request this many times and print a summary instead of the answer (a load check).")
     var calls = 1
@@ -50,6 +65,12 @@ struct DetectCommand: ParsableCommand {
     @Argument(help: "A JSON file of metrics, or - for stdin.")
     var file: String?
 
+    /// The options the flags give; only those given replace the body's.
+    private var overrides: DetectOptionsOverrides {
+        DetectOptionsOverrides(method: method?.method, threshold: threshold,
+                               groupByName: groupByName ? true : nil, details: details ? true : nil)
+    }
+
     private var targets: [String] { server.split(separator: ",").map { String($0) } }
 
     func validate() throws {
@@ -64,6 +85,9 @@ struct DetectCommand: ParsableCommand {
         }
         guard calls >= 1 else { throw ValidationError("--calls must be at least 1") }
         guard (1...100_000).contains(concurrency) else { throw ValidationError("--concurrency must be 1...100000") }
+        if let threshold, !(threshold >= 0 && threshold.isFinite) {
+            throw ValidationError("--threshold must be a finite number >= 0 (0 means the method's default)")
+        }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a positive number of calls per second") }
     }
 
@@ -71,7 +95,9 @@ struct DetectCommand: ParsableCommand {
         let source = demo ? DetectRequestSource.demo : DetectRequestSource(path: file!)
         let request: [UInt8]
         do {
-            request = try source.load().serializedBytes()
+            var message = try source.load()
+            if !overrides.isEmpty { message.options = overrides.applied(to: message.options) }
+            request = try message.serializedBytes()
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode.failure
@@ -102,12 +128,30 @@ struct DetectCommand: ParsableCommand {
             return
         }
         switch DetectCall.run(channel, request: request, metadata: metadata, timeoutNanoseconds: timeout.nanoseconds) {
-        case .success(let indices):
-            print(json ? String(decoding: JSONCodec.encodeResponse(indices: indices), as: UTF8.self)
-                  : DetectCall.articleText(indices))
+        case .success(let response):
+            if json {
+                print(String(decoding: JSONCodec.encodeResponse(response), as: UTF8.self))
+            } else if details || !response.series.isEmpty {
+                print(DetectCall.detailsText(response))
+            } else {
+                print(DetectCall.articleText(response.indices))
+            }
         case .failure(let error):
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode.failure
+        }
+    }
+}
+
+/// `--method`: the request's `options.method`.
+enum MethodArgument: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case zscore, mad, iqr
+
+    var method: Pb_DetectOptions.Method {
+        switch self {
+        case .zscore: .zscore
+        case .mad: .mad
+        case .iqr: .iqr
         }
     }
 }

@@ -36,9 +36,9 @@ import Testing
 
     @Test func unknownFieldsAtTheTop() {
         #expect(decodeError(#"{"metric":[]}"#)
-                == JSONCodecError(message: #"unknown field "metric" (an OutliersRequest has only "metrics")"#, path: "metric"))
+                == JSONCodecError(message: #"unknown field "metric" (an OutliersRequest has "metrics" and "options")"#, path: "metric"))
         #expect(decodeError(#"{"metrics":[],"indices":[1]}"#)?.description
-                == #"indices: unknown field "indices" (an OutliersRequest has only "metrics")"#)
+                == #"indices: unknown field "indices" (an OutliersRequest has "metrics" and "options")"#)
         #expect(decodeError(#"{"Metrics":[]}"#)?.path == "Metrics")
     }
 

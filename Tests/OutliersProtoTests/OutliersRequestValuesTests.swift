@@ -6,9 +6,26 @@ import Testing
 /// The fast reader must agree with swift-protobuf whenever it answers: same values
 /// in the same order. When it declines (nil), swift-protobuf decides.
 private func agree(_ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) {
-    let full = try? Pb_OutliersRequest(serializedBytes: bytes).metrics.map(\.value.bitPattern)
-    if let fast = OutliersRequestValues.decode(bytes) {
-        #expect(fast.map(\.bitPattern) == full, sourceLocation: sourceLocation)
+    let message = try? Pb_OutliersRequest(serializedBytes: bytes)
+    let full = message?.metrics.map(\.value.bitPattern)
+    if let fast = OutliersRequestValues.decodeRequest(bytes) {
+        #expect(fast.values.map(\.bitPattern) == full, sourceLocation: sourceLocation)
+        // The options too: absent when the message has none, else the same message
+        // (compared as bytes: a NaN threshold is not == to itself).
+        let expected = message?.hasOptions == true ? message?.options : nil
+        #expect((try? fast.options?.serializedBytes()) as [UInt8]?? == (try? expected?.serializedBytes()) as [UInt8]??,
+                sourceLocation: sourceLocation)
+    }
+    #expect(OutliersRequestValues.decode(bytes)?.map(\.bitPattern) == OutliersRequestValues.decodeRequest(bytes)?.values.map(\.bitPattern),
+            sourceLocation: sourceLocation)
+}
+
+private func randomOptions(_ generator: inout some RandomNumberGenerator) -> Pb_DetectOptions {
+    Pb_DetectOptions.with {
+        $0.method = [.zscore, .mad, .iqr, .UNRECOGNIZED(Int.random(in: 3...1000, using: &generator))].randomElement(using: &generator)!
+        $0.threshold = [0, 1.5, 3, -1, .nan, Double.random(in: 0...10, using: &generator)].randomElement(using: &generator)!
+        $0.groupByName = Bool.random(using: &generator)
+        $0.details = Bool.random(using: &generator)
     }
 }
 
@@ -31,6 +48,7 @@ private func randomRequest(_ generator: inout some RandomNumberGenerator) -> Pb_
         }
         return metric
     }
+    if Bool.random(using: &generator) { request.options = randomOptions(&generator) }
     return request
 }
 
@@ -137,5 +155,27 @@ private func varint(_ value: UInt64, bytes count: Int) -> [UInt8] {
                 }
             }
         }
+    }
+}
+
+@Test func optionsAreReadOrDeclined() throws {
+    let metric: [UInt8] = [0x0A, 9, 0x19] + bits(1.5)
+    // Read: the options message, before or after the metrics, empty or not.
+    let options = Pb_DetectOptions.with { $0.method = .mad; $0.threshold = 3; $0.details = true }
+    let optionBytes: [UInt8] = try options.serializedBytes()
+    for bytes in [metric + [0x12, UInt8(optionBytes.count)] + optionBytes, [0x12, UInt8(optionBytes.count)] + optionBytes + metric] {
+        let read = try #require(OutliersRequestValues.decodeRequest(bytes))
+        #expect(read.values == [1.5])
+        #expect(read.options == options)
+        agree(bytes)
+    }
+    #expect(OutliersRequestValues.decodeRequest(metric + [0x12, 0])?.options == Pb_DetectOptions())
+    #expect(try #require(OutliersRequestValues.decodeRequest(metric)).options == nil)
+    // Declined: options twice (protobuf merges them), options as a varint, malformed
+    // options, metrics as a varint.
+    for declined: [UInt8] in [metric + [0x12, 0, 0x12, 0], metric + [0x10, 0x01], metric + [0x12, 2, 0x08],
+                              metric + [0x12, 1, 0x0B], [0x08, 0x01]] {
+        #expect(OutliersRequestValues.decodeRequest(declined) == nil, "\(declined)")
+        agree(declined)
     }
 }
