@@ -6,7 +6,8 @@ import OutliersProto
 /// detail fields.
 extension JSONCodec {
     /// `{"method":"MAD","threshold":3,"groupByName":true,"details":true}`: the method
-    /// by name (any case) or number, the threshold as any double proto3 JSON takes,
+    /// by name (any case) or number, the threshold as a finite double >= 0 in any form
+    /// proto3 JSON takes,
     /// the flags as booleans, each key also in its proto name (`group_by_name`), null
     /// for the default.
     static func detectOptions(_ object: UnsafeMutablePointer<json_t>, path: String) throws(JSONCodecError) -> Pb_DetectOptions {
@@ -31,7 +32,15 @@ extension JSONCodec {
             let fieldPath = path + "." + key
             switch field {
             case "method": options.method = try method(value, path: fieldPath)
-            case "threshold": options.threshold = try number(value, path: fieldPath)
+            case "threshold":
+                // The backend refuses these too; refused here, a query parameter that
+                // replaces the field cannot hide a body that breaks the schema.
+                let threshold = try number(value, path: fieldPath)
+                guard threshold.isFinite, threshold >= 0 else {
+                    throw JSONCodecError(message: "\(threshold) is not a finite number >= 0 (0 means the method's default)",
+                                         path: fieldPath)
+                }
+                options.threshold = threshold
             case "groupByName": options.groupByName = try boolean(value, path: fieldPath)
             default: options.details = try boolean(value, path: fieldPath)
             }

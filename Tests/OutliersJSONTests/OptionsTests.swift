@@ -14,7 +14,7 @@ import Testing
         (#"{"options":{"method":2,"threshold":"1.5"}}"#, .with { $0.method = .iqr; $0.threshold = 1.5 }),
         (#"{"options":{"method":null,"threshold":null,"details":null}}"#, Pb_DetectOptions()),
         (#"{"options":{}}"#, Pb_DetectOptions()),
-        (#"{"options":{"threshold":"NaN"}}"#, .with { $0.threshold = .nan }),
+        (#"{"options":{"threshold":"2.5e0"}}"#, .with { $0.threshold = 2.5 }),
     ]
     for (body, options) in cases {
         let request = try decode(body)
@@ -37,6 +37,8 @@ import Testing
         (#"{"options":{"method":7}}"#, #"options.method: unknown method number 7.0 (ZSCORE, MAD or IQR)"#),
         (#"{"options":{"method":true}}"#, #"options.method: expected a method name (ZSCORE, MAD or IQR), got a boolean"#),
         (#"{"options":{"threshold":"three"}}"#, #"options.threshold: invalid number string "three": expected a number, "NaN", "Infinity" or "-Infinity""#),
+        (#"{"options":{"threshold":-1}}"#, #"options.threshold: -1.0 is not a finite number >= 0 (0 means the method's default)"#),
+        (#"{"options":{"threshold":"NaN"}}"#, #"options.threshold: nan is not a finite number >= 0 (0 means the method's default)"#),
         (#"{"options":{"details":"yes"}}"#, #"options.details: expected true or false, got a string"#),
         (#"{"options":{"groupByName":1}}"#, #"options.groupByName: expected true or false, got a number"#),
         (#"{"options":{"group_by_name":true,"groupByName":true}}"#, #"options.groupByName: given twice, as "group_by_name" and as "groupByName""#),

@@ -128,7 +128,7 @@ private func detect(_ request: Pb_OutliersRequest) throws -> Pb_OutliersResponse
     }
     // A constant series: no rule finds anything. All equal but one: the MAD and the
     // IQR are 0, so MAD and IQR take the one value away from the center, with an
-    // infinite score (what the formulas say; docs/API.md says so too).
+    // infinite score (what the formulas say; openapi.yaml and the README say so too).
     let constant = try detect(Pb_OutliersRequest.with { $0.metrics = metrics([3.25, 3.25, 3.25, 3.25]); $0.options.method = .mad })
     #expect(constant.indices.isEmpty)
     for method in [Pb_DetectOptions.Method.mad, .iqr] {
