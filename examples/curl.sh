@@ -119,6 +119,14 @@ echo "# With 'outliers serve --auth-token-file FILE', a request without 'Authori
 echo "# With 'outliers serve --cors-origin https://app.example', a browser's preflight from that origin gets 204:"
 echo "#   curl -si -X OPTIONS $URL/detect -H 'Origin: https://app.example' -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: content-type'"
 
+section "Detection options: another rule, a threshold, a series per name, the details"
+show "The median absolute deviation finds the 100 the two-sigma rule misses" \
+  "$CURL '$URL/detect?method=mad' -d '[1,2,100,1,3,200,1]'"
+show "In the body: IQR (Tukey's k = 1.5 unless a threshold is given), a series per name, each outlier's score and each series' bounds" \
+  "$CURL $URL/detect -d '{\"metrics\":[{\"name\":\"cpu\",\"value\":12},{\"name\":\"mem\",\"value\":40},{\"name\":\"cpu\",\"value\":13},{\"name\":\"mem\",\"value\":41},{\"name\":\"cpu\",\"value\":95},{\"name\":\"mem\",\"value\":40},{\"name\":\"cpu\",\"value\":12}],\"options\":{\"method\":\"IQR\",\"groupByName\":true,\"details\":true}}'"
+show "An unknown query parameter: 400 naming it" \
+  "$CURL '$URL/detect?metod=mad' -d '[1]' $STATUS"
+
 section "Compression: Content-Encoding gzip/deflate in, gzip out for Accept-Encoding: gzip (answers of 1 KiB or more)"
 show "A gzip body (the limit applies to its decompressed size)" \
   "gzip -c examples/metrics.json | $CURL $URL/detect -H 'Content-Encoding: gzip' --data-binary @-"

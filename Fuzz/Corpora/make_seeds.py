@@ -113,6 +113,10 @@ pb_seeds = {
     "negative_seconds.pb": request(metric(-1, 5, "x", 1.0)),
     "long_varint.pb": bytes([0x0A, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00]),
     "utf8_name.pb": request(field(1, 2, field(2, 2, "m\u00e9m".encode()))),
+    # DetectOptions (field 2): method MAD, threshold 3, group_by_name, details; twice.
+    "options.pb": article + field(2, 2, field(1, 0, varint(1)) + field(2, 1, struct.pack("<d", 3.0))
+                                  + field(3, 0, varint(1)) + field(4, 0, varint(1))),
+    "options_twice.pb": field(2, 2, field(1, 0, varint(2))) + article + field(2, 2, field(2, 1, struct.pack("<d", 1.0))),
 }
 for name, data in pb_seeds.items():
     write("FuzzRequestValues", name, data)

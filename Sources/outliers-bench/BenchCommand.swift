@@ -58,6 +58,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed rounds per operation, at least 10 (default 10; --quick 3).")
     var rounds: Int?
 
+    @Flag(help: "Time the detection rules instead (ZSCORE, MAD, IQR and a full sort for scale) on --sizes values (default 1000,1000000), as a Markdown table.")
+    var detection = false
+
     @Flag(help: "A short run for tests: sizes 10,100, 3 rounds of ≥ 1 ms; allowed in a debug build. Timings are not meaningful.")
     var quick = false
 
@@ -90,6 +93,9 @@ struct BenchCommand: ParsableCommand {
             }
             if input != nil { throw ValidationError("give --sizes or --input, not both") }
         }
+        if detection && (input != nil || chart != nil || format != .table) {
+            throw ValidationError("--detection times the rules on demo values: --input, --chart and --format do not apply")
+        }
         if input != nil && timestamps != .same { throw ValidationError("--timestamps applies to the demo data, not to --input") }
         if input != nil && seed != nil { throw ValidationError("--seed applies to the demo data, not to --input") }
         if let minTime, !(minTime > 0 && minTime <= 60) { throw ValidationError("--min-time must be 0 < SECONDS <= 60") }
@@ -116,6 +122,24 @@ struct BenchCommand: ParsableCommand {
         let interactive = isatty(STDERR_FILENO) != 0
         func status(_ text: String) {
             if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8)) }
+        }
+        if detection {
+            let sizes = parsedSizes ?? (quick ? [100, 1000] : [1000, 1_000_000])
+            do {
+                let rows = try DetectionTiming.run(sizes: sizes, configuration: configuration, progress: status)
+                status("")
+                let text = DetectionTiming.markdown(rows, command: configuration.command ?? "outliers bench --detection")
+                if let output {
+                    try Data(text.utf8).write(to: URL(fileURLWithPath: output))
+                } else {
+                    FileHandle.standardOutput.write(Data(text.utf8))
+                }
+            } catch {
+                status("")
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                throw ExitCode.failure
+            }
+            return
         }
         let report: BenchReport
         do {

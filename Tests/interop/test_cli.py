@@ -121,3 +121,18 @@ def test_a_signal_right_after_start_is_never_lost(command):
                 proc.kill()
                 proc.wait()
             proc.stderr.close()
+
+
+def test_bench_detection_times_every_rule():
+    """`outliers bench --detection`: each rule and a full sort, per size, as a Markdown
+    table; the rules find the demo data's three planted outliers at 1000 values."""
+    result = run("bench", "--detection", "--quick")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [r[0].strip() for r in rows[1:]] == ["ZSCORE (mean, std)", "MAD (two medians)", "IQR (three order statistics)",
+                                               "full sort (for scale)"] * 2, result.stdout
+    at_1000 = [r for r in rows[1:] if r[1].strip() == "1,000"]
+    assert [r[5].strip() for r in at_1000] == ["3", "3", "3", "—"], result.stdout
+    assert all(float(r[2]) > 0 for r in rows[1:]), result.stdout
+    bad = run("bench", "--detection", "--format", "json")
+    assert bad.returncode == 64 and "--detection" in bad.stderr, bad.stderr

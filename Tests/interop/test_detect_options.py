@@ -209,3 +209,35 @@ def test_the_articles_python_server_ignores_options(procs):
     ours = procs.serve()
     status, answer = curl(f"{ours.url}/detect", "--data-binary", body)
     assert (status, json.loads(answer)) == (200, {"indices": [2, 5]}), answer
+
+
+def readme_examples():
+    """The README's MAD examples: (command text, the answer it shows)."""
+    text = (REPO / "README.md").read_text()
+    examples = []
+    # "Try it": one line and its answer.
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("curl -s 'localhost:8080/detect?method=mad'"):
+            examples.append((line, lines[i + 1].lstrip("# ").split()[0]))
+    # "Detection options": the first command of the block, over several lines, and the
+    # answer printed under it as comment lines.
+    section = text.split("### Detection options", 1)[1].split("```sh", 1)[1].split("```", 1)[0].splitlines()
+    start = next(i for i, line in enumerate(section) if line.startswith("curl "))
+    end = next(i for i in range(start, len(section)) if section[i].startswith("# {"))
+    answer = []
+    for line in section[end:]:
+        if not (line.startswith("# {") or line.startswith("#  ")):
+            break
+        answer.append(line[1:].strip())
+    examples.append(("\n".join(section[start:end]), "".join(answer)))
+    assert len(examples) == 2, examples
+    return examples
+
+
+@pytest.mark.parametrize("command,answer", readme_examples())
+def test_the_readmes_mad_examples_answer_what_it_shows(rest, command, answer):
+    command = command.replace("localhost:8080", rest.url.removeprefix("http://"))
+    proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == json.loads(answer), (command, proc.stdout)
