@@ -21,6 +21,10 @@ public enum MallocTuning {
     /// Blocks larger than this are mapped on their own: 4 MiB.
     public static let mapThreshold = 4 << 20
 
+    /// Bytes the arenas hold, in use or free (glibc's `mallinfo2().arena`; blocks
+    /// mapped on their own are not counted).
+    public static var arenaBytes: Int { Int(mallinfo2().arena) }
+
     /// Sets both for the whole process; false if glibc refused either.
     @discardableResult
     public static func forServers() -> Bool {
