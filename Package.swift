@@ -86,7 +86,7 @@ let package = Package(
 
         // The REST front: libmicrohttpd, routes, error mapping, /metrics.
         .target(name: "RESTGateway", dependencies: [
-            "CGnuTLS", "CMicroHTTPD", "H2GRPC", "OutliersJSON", "OutliersProto", "POSIXSupport", "ZlibCompression",
+            "CGnuTLS", "CMicroHTTPD", "Detection", "H2GRPC", "OutliersJSON", "OutliersProto", "POSIXSupport", "ZlibCompression",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),

@@ -38,6 +38,8 @@ public struct GatewayConfiguration: Sendable {
     public var tls: HTTPSCredentials?
     /// Browser origins allowed to call the gateway; nil: no CORS at all.
     public var cors: CORSPolicy?
+    /// The web page at `/` (`--no-ui`: off, its routes are 404).
+    public var servesWebPage = true
     /// How long a graceful shutdown waits for requests in flight.
     public var drainTimeoutSeconds = 10.0
     public var client: GRPCClientConfiguration = {

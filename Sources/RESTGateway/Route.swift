@@ -11,11 +11,27 @@ enum Route: String {
     case healthz = "/healthz"
     case metrics = "/metrics"
     case openAPI = "/openapi.yaml"
+    /// The web page (Gateway+WebPage.swift) and what it loads.
+    case page = "/"
+    case pageScript = "/ui/app.js"
+    case pageStyle = "/ui/app.css"
+    case pageIcon = "/ui/icon.svg"
+    case pageDemo = "/ui/demo.json"
+    case pageLimits = "/ui/limits.json"
 
     var allowedMethods: [String] {
         switch self {
         case .detect, .grpcDetect: return ["POST"]
-        case .healthz, .metrics, .openAPI: return ["GET", "HEAD"]
+        case .healthz, .metrics, .openAPI, .page, .pageScript, .pageStyle, .pageIcon, .pageDemo, .pageLimits:
+            return ["GET", "HEAD"]
+        }
+    }
+
+    /// A route of the web page, which `--no-ui` turns off.
+    var isWebPage: Bool {
+        switch self {
+        case .page, .pageScript, .pageStyle, .pageIcon, .pageDemo, .pageLimits: return true
+        case .detect, .grpcDetect, .healthz, .metrics, .openAPI: return false
         }
     }
 }
@@ -43,7 +59,7 @@ extension Gateway {
                 return
             }
         }
-        guard let route = Route(rawValue: path) else {
+        guard let route = Route(rawValue: path), !route.isWebPage || configuration.servesWebPage else {
             state.response = errorResponse(.notFound, "no route for \(state.method) \(path)", httpStatus: 404)
             return
         }
@@ -134,6 +150,8 @@ extension Gateway {
                                           contentType: "text/plain; version=0.0.4; charset=utf-8")
         case .openAPI?:
             state.response = HTTPResponse(status: 200, body: Array(OpenAPISpec.yaml.utf8), contentType: "application/yaml")
+        case .page?, .pageScript?, .pageStyle?, .pageIcon?, .pageDemo?, .pageLimits?:
+            state.response = webPageResponse(state.route!)
         case nil:
             state.response = errorResponse(.notFound, "no route for \(state.path)", httpStatus: 404)
         }

@@ -35,6 +35,9 @@ struct GatewayOptions: ParsableArguments {
         valueName: "ORIGIN[,ORIGIN…]"))
     var corsOrigin: String?
 
+    @Flag(name: .customLong("no-ui"), help: "Do not serve the web page at / (and its /ui/ files): 404 there.")
+    var noUI = false
+
     var corsOrigins: [String]? {
         corsOrigin.map(CORSPolicy.origins(fromList:))
     }
@@ -70,6 +73,7 @@ struct GatewayOptions: ParsableArguments {
         configuration.maximumBodyBytes = maxBodyBytes
         configuration.idleTimeoutSeconds = idleTimeout
         configuration.cors = corsOrigins.map(CORSPolicy.init(origins:))
+        configuration.servesWebPage = !noUI
         return configuration
     }
 }
