@@ -47,7 +47,7 @@ ARTICLE_ANSWER = b'{"indices":[5]}'
 DEMO_ANSWER = b'{"indices":[7,113,835]}'
 DEMO = (2020, 1000, 0.0, 40.0, [[7, 97.3], [113, 92.1], [835, 93.2]])
 MiB = 1 << 20
-ROUTES = ("/detect", "/healthz", "/metrics", "/openapi.yaml", "/pb.Outliers/Detect")
+ROUTES = ("/detect", "/healthz", "/metrics", "/openapi.yaml", "/pb.Outliers/Detect", "/", "/ui/{file}")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -779,7 +779,7 @@ def test_wrong_method_is_405_with_allow(rest, method, path):
 
 
 @pytest.mark.parametrize("method,path", [
-    ("GET", "/"), ("POST", "/"), ("GET", "/nope"), ("POST", "/detect/"), ("POST", "/Detect"),
+    ("GET", "/index.html"), ("GET", "/ui/"), ("GET", "/ui/nope.js"), ("GET", "/nope"), ("POST", "/detect/"), ("POST", "/Detect"),
     ("POST", "/detect/x"), ("GET", "/healthz/"), ("GET", "/openapi.json"),
     ("POST", "/pb.Outliers/Detect/x"), ("POST", "/pb.Outliers/Nope"), ("GET", "/metrics/x"), ("GET", "/" + "a" * 2000)])
 def test_unknown_path_is_404(rest, method, path):
@@ -935,7 +935,7 @@ def test_metrics_count_what_was_sent(rest):
         assert post(rest, b"[1]", {"Content-Type": "text/plain"}).status_code == 415
         assert requests.get(rest.url + "/detect", timeout=T).status_code == 405
         assert get(rest, "/healthz").status_code == 200
-    for path in ("/nope", "/", "/detect/x", "/metrics/x"):
+    for path in ("/nope", "/ui/nope", "/detect/x", "/metrics/x"):
         assert requests.get(rest.url + path, timeout=T).status_code == 404
     assert get(rest, "/openapi.yaml").status_code == 200
 
