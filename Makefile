@@ -7,6 +7,8 @@ SHELL := /bin/bash
 APT_PACKAGES := pkg-config libmicrohttpd-dev libjansson-dev libnghttp2-dev \
                 protobuf-compiler libprotobuf-dev zlib1g-dev nghttp2-client wrk curl \
                 libssl-dev libgnutls28-dev openssl
+# The web page's browser tests (Tests/interop/test_web_page.py): `make test` only.
+BROWSER_PACKAGES := chromium chromium-driver
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 REQUIREMENTS := Tests/interop/requirements.txt
@@ -17,7 +19,7 @@ SERVE_ARGS ?=
 FUZZ_SECONDS ?= 300
 FUZZ_SMOKE_SECONDS ?= 5
 
-.PHONY: help deps apt venv build release serve test test-swift test-interop test-sanitize check-generated bench bench-peers soak \
+.PHONY: help deps apt browser venv build release serve test test-swift test-interop test-sanitize check-generated bench bench-peers soak \
         generate clean fuzz-build fuzz fuzz-smoke
 
 help:
@@ -30,13 +32,19 @@ help:
 
 deps: apt venv
 
-# apt packages, installed only when one is missing (apt-get update runs once then).
-apt:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+# The browser the web page's tests drive, installed only when missing.
+browser:
+	$(call install_missing,$(BROWSER_PACKAGES))
+
+# Installs those of the apt packages $(1) that are missing (apt-get update runs once then).
+install_missing = @missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+apt:
+	$(call install_missing,$(APT_PACKAGES))
 
 # The Python venv for the interop tests; rebuilt when the pins change.
 venv: $(VENV)/.installed
@@ -59,7 +67,7 @@ serve: deps release
 # Last, the release build `make serve` runs (in .build/release, apart from the debug
 # one): it can fail where the debug build passes (a C declaration visible in debug
 # only broke it once).
-test: deps check-generated
+test: deps browser check-generated
 	swift build --build-tests
 	swift test --skip-build
 	$(MAKE) --no-print-directory test-interop
@@ -80,7 +88,7 @@ test-sanitize: apt
 	  | tee .build-asan/test.log
 	@! grep -q "ERROR: AddressSanitizer" .build-asan/test.log || { echo "AddressSanitizer reports in .build-asan/test.log"; exit 1; }
 
-test-interop: venv
+test-interop: venv browser
 	OUTLIERS_BIN=$(CURDIR)/$(DEBUG_BIN) $(PYTHON) -m pytest -q Tests/interop
 
 check-generated: apt
