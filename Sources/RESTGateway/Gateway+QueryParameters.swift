@@ -34,6 +34,9 @@ enum DetectQuery {
         var overrides = DetectOptionsOverrides()
         var given: [Field: String] = [:]
         for (name, value) in parameters {
+            // `?&&method=mad`: an empty piece between ampersands is nothing, as Go's
+            // url.ParseQuery (and so grpc-gateway) reads it.
+            if name.isEmpty && value == nil { continue }
             guard let field = fields[name] else {
                 return .failure(Refusal(message: "unknown query parameter \"\(shown(name))\": /detect takes \(accepted)"))
             }

@@ -18,6 +18,10 @@ private func overrides(_ parameters: [(String, String?)]) -> Result<DetectOption
             == .success(DetectOptionsOverrides(method: .iqr, threshold: 1.5, groupByName: false, details: true)))
     #expect(overrides([("method", "0"), ("threshold", ".5")]) == .success(DetectOptionsOverrides(method: .zscore, threshold: 0.5)))
     #expect(overrides([("options.groupByName", "True")]) == .success(DetectOptionsOverrides(groupByName: true)))
+    // Empty pieces (`?&&method=mad&`) are skipped; an empty name with a value is not.
+    #expect(overrides([("", nil), ("method", "mad"), ("", nil)]) == .success(DetectOptionsOverrides(method: .mad)))
+    #expect(overrides([("", "x")]) == .failure(DetectQuery.Refusal(message:
+        #"unknown query parameter "": /detect takes method, threshold, group_by_name and details (each also as options.NAME)"#)))
 }
 
 @Test func badQueryParametersAreRefusedByName() {
