@@ -88,11 +88,12 @@ extension Gateway {
         case .success(let response):
             let headers = MetadataMapping.responseHeaders(headers: response.headers, trailers: response.trailers)
             if wantsProtobuf {
-                return HTTPResponse(status: 200, body: response.message, contentType: "application/x-protobuf", headers: headers)
+                return HTTPResponse(status: 200, body: response.message, contentType: "application/x-protobuf", headers: headers,
+                                    grpcCode: 0)
             }
             do {
                 let answer = try Pb_OutliersResponse(serializedBytes: response.message)
-                return HTTPResponse(status: 200, body: JSONCodec.encodeResponse(answer), headers: headers)
+                return HTTPResponse(status: 200, body: JSONCodec.encodeResponse(answer), headers: headers, grpcCode: 0)
             } catch {
                 metrics.upstreamError(.internalError)
                 return errorResponse(.internalError, "the backend's answer is not a pb.OutliersResponse: \(error)")

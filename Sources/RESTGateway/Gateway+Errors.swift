@@ -11,6 +11,6 @@ extension Gateway {
     /// routing status where the HTTP layer decides: 404, 405, 413, 415).
     func errorResponse(_ code: RPCError.Code, _ message: String, httpStatus: Int? = nil) -> HTTPResponse {
         HTTPResponse(status: httpStatus ?? Status.Code(code).httpStatus,
-                     body: JSONCodec.encodeError(code: code.rawValue, message: message))
+                     body: JSONCodec.encodeError(code: code.rawValue, message: message), grpcCode: code.rawValue)
     }
 }

@@ -19,7 +19,7 @@ extension Gateway {
         case .success(let response):
             let status = (try? Grpc_Health_V1_HealthCheckResponse(serializedBytes: response.message).status) ?? .unknown
             let name = Self.servingStatusName(status)
-            return HTTPResponse(status: status == .serving ? 200 : 503, body: Array("{\"status\":\"\(name)\"}".utf8))
+            return HTTPResponse(status: status == .serving ? 200 : 503, body: Array("{\"status\":\"\(name)\"}".utf8), grpcCode: 0)
         case .failure(let error):
             metrics.upstreamError(error.code)
             // Whatever went wrong, the gateway cannot serve: 503 for the readiness probe.

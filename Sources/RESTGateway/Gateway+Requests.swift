@@ -88,7 +88,27 @@ extension Gateway {
             status = cutOff || termination == MHD_RequestTerminationCode.REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499
         }
         if let id = state.connectionID { connections.requestCompleted(id: id) }
-        metrics.record(route: state.routeLabel, status: status, nanoseconds: MonotonicClock.now() - state.started)
+        let nanoseconds = MonotonicClock.now() - state.started
+        metrics.record(route: state.routeLabel, status: status, nanoseconds: nanoseconds)
+        if configuration.accessLog { logAccess(state, status: status, nanoseconds: nanoseconds) }
+    }
+
+    /// One line per request (`--access-log`, on by default): what was asked, how it was
+    /// answered, how long it took, and by whom, as fields a log collector can read
+    /// (`--log-format json` writes them as JSON keys).
+    func logAccess(_ state: RequestState, status: Int, nanoseconds: UInt64) {
+        var metadata: Logger.Metadata = [
+            "method": "\(state.method)",
+            "path": "\(state.path)",
+            "status": .stringConvertible(status),
+            "bytes_in": .stringConvertible(state.receivedBytes),
+            "bytes_out": .stringConvertible(state.sentBytes),
+            "duration_ms": .stringConvertible(Double(nanoseconds / 1000) / 1000),
+            "request_id": "\(state.requestID)",
+        ]
+        if let code = state.sentGRPCCode { metadata["grpc_code"] = .stringConvertible(code) }
+        if let client = state.clientAddress { metadata["client"] = "\(client)" }
+        accessLogger.info("access", metadata: metadata)
     }
 
     /// Suspends the connection while a backend call runs. The returned function hands
@@ -162,6 +182,8 @@ extension Gateway {
             MHD_add_response_header(reply, "Connection", "close")
         }
         state.sentStatus = response.status
+        state.sentGRPCCode = response.grpcCode
+        state.sentBytes = state.method == "HEAD" ? 0 : response.body.count
         let result = MHD_queue_response(connection, UInt32(response.status), reply)
         MHD_destroy_response(reply)
         return result

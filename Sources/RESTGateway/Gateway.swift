@@ -19,6 +19,9 @@ public final class Gateway: Sendable {
     public let configuration: GatewayConfiguration
     let channel: GRPCChannel
     let logger: Logger
+    /// The access log's own logger, at info whatever `--log-level` says: its lines
+    /// are the record of requests, on unless `--access-log off`.
+    let accessLogger: Logger
     let metrics: GatewayMetrics
     /// Every connection, its limits and deadlines; its watchdog runs while serving.
     let connections: ConnectionTracker
@@ -45,6 +48,9 @@ public final class Gateway: Sendable {
     public init(configuration: GatewayConfiguration, logger: Logger = Logger(label: "outliers.gateway")) throws {
         self.configuration = configuration
         self.logger = logger
+        var accessLogger = Logger(label: "outliers.access")
+        accessLogger.logLevel = .info
+        self.accessLogger = accessLogger
         do {
             channel = try GRPCChannel(targets: configuration.backends, configuration: configuration.client)
         } catch {

@@ -40,6 +40,8 @@ public struct GatewayConfiguration: Sendable {
     public var cors: CORSPolicy?
     /// The web page at `/` (`--no-ui`: off, its routes are 404).
     public var servesWebPage = true
+    /// One log line per request (`--access-log off`: none).
+    public var accessLog = true
     /// How long a graceful shutdown waits for requests in flight.
     public var drainTimeoutSeconds = 10.0
     public var client: GRPCClientConfiguration = {

@@ -10,6 +10,9 @@ struct HTTPResponse: Sendable {
     var body: [UInt8]
     var contentType = "application/json"
     var headers: [(String, String)] = []
+    /// The gRPC status the answer carries (0 for a backend's answer, the error's code),
+    /// for the access log; nil where no call or gRPC code is involved.
+    var grpcCode: Int?
 }
 
 /// What the gateway knows of one request; lives from the first call of the access
@@ -50,6 +53,9 @@ final class RequestState {
     /// The backend call in flight, while the connection is suspended.
     var call: PendingCall?
     var sentStatus: Int?
+    /// What the access log says of the answer: its gRPC code and the body bytes sent.
+    var sentGRPCCode: Int?
+    var sentBytes = 0
     var format = BodyFormat.json
     /// The body's Content-Encoding decoder, when it has one.
     var inflater: Inflater?

@@ -35,6 +35,9 @@ struct GatewayOptions: ParsableArguments {
         valueName: "ORIGIN[,ORIGIN…]"))
     var corsOrigin: String?
 
+    @Option(help: "One log line per request (method, path, status, gRPC code, bytes, duration, request id, client): on or off.")
+    var accessLog: Switch = .on
+
     @Flag(name: .customLong("no-ui"), help: "Do not serve the web page at / (and its /ui/ files): 404 there.")
     var noUI = false
 
@@ -74,6 +77,7 @@ struct GatewayOptions: ParsableArguments {
         configuration.idleTimeoutSeconds = idleTimeout
         configuration.cors = corsOrigins.map(CORSPolicy.init(origins:))
         configuration.servesWebPage = !noUI
+        configuration.accessLog = accessLog == .on
         return configuration
     }
 }
@@ -152,4 +156,9 @@ struct GatewayCommand: ParsableCommand {
         server.shutdown()
         logger.info("outliers gateway stopped")
     }
+}
+
+/// An on/off option (`--access-log off`).
+enum Switch: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case on, off
 }
