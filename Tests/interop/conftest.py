@@ -54,7 +54,7 @@ def server_binary():
 class Server:
     """A server process under test, its output in a log file."""
 
-    def __init__(self, kind, argv, log_path, port):
+    def __init__(self, kind, argv, log_path, port, env=None):
         self.kind = kind
         self.argv = argv
         self.log_path = log_path
@@ -63,7 +63,8 @@ class Server:
         self.address = f"127.0.0.1:{port}"
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, cwd=REPO)
+                                     stderr=subprocess.STDOUT, cwd=REPO,
+                                     env={**os.environ, **env} if env else None)
 
     @property
     def pid(self):
@@ -257,8 +258,8 @@ class HTTPProcess(Server):
     """A process serving HTTP/1.1 (the gateway, alone or in `serve`): ready once its
     ports accept connections."""
 
-    def __init__(self, kind, argv, log_path, port, other_ports=()):
-        super().__init__(kind, argv, log_path, port)
+    def __init__(self, kind, argv, log_path, port, other_ports=(), env=None):
+        super().__init__(kind, argv, log_path, port, env)
         self.other_ports = list(other_ports)
         self.url = f"http://127.0.0.1:{port}"
 
@@ -290,12 +291,16 @@ class Processes:
 
     def serve(self, *extra):
         """`outliers serve`: backend and gateway in one process (.url, .grpc_address)."""
+        return self.serve_with_env(None, *extra)
+
+    def serve_with_env(self, env, *extra):
+        """`outliers serve` with these environment variables added (OUTLIERS_…)."""
         http_port, grpc_port = free_port(), free_port()
         while grpc_port == http_port:
             grpc_port = free_port()
         argv = [str(require_binary()), "serve", "--host", "127.0.0.1", "--http-port", str(http_port),
                 "--grpc-port", str(grpc_port), *map(str, extra)]
-        proc = HTTPProcess("serve", argv, self._log("serve", http_port), http_port, [grpc_port])
+        proc = HTTPProcess("serve", argv, self._log("serve", http_port), http_port, [grpc_port], env=env)
         proc.grpc_port = grpc_port
         proc.grpc_address = f"127.0.0.1:{grpc_port}"
         return self._track(proc)

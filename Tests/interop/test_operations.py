@@ -1,0 +1,114 @@
+"""Operations (issue 16): the access log, in text and as JSON lines, and turned off.
+
+Run:  .venv/bin/python -m pytest Tests/interop/test_operations.py
+"""
+
+import json
+import time
+from pathlib import Path
+
+import requests
+
+T = 30
+
+
+def access_lines(proc, count, timeout=10):
+    """The JSON access-log lines in the process's log, once there are `count`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [json.loads(line) for line in Path(proc.log_path).read_text().splitlines() if line.startswith("{")]
+        access = [line for line in lines if line.get("logger") == "outliers.access"]
+        if len(access) >= count or time.monotonic() > deadline:
+            return lines, access
+        time.sleep(0.05)
+
+
+def test_access_log_as_json_lines_field_by_field(procs):
+    served = procs.serve("--log-format", "json")
+    body = b"[1,2,100,1,3,200,1]"
+    answers = [
+        requests.post(served.url + "/detect?method=mad", data=body, timeout=T),
+        requests.post(served.url + "/detect", data=b"[1,", timeout=T),
+        requests.get(served.url + "/nope", timeout=T),
+        requests.get(served.url + "/healthz", timeout=T, headers={"X-Request-Id": "probe-1"}),
+    ]
+    assert [a.status_code for a in answers] == [200, 400, 404, 200]
+    lines, access = access_lines(served, 4)
+    # Every line is JSON (the startup lines too), each with its time, level and logger.
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines), lines
+    assert len(access) == 4, access
+    expected = [("POST", "/detect", 200, 0, len(body)), ("POST", "/detect", 400, 3, 3),
+                ("GET", "/nope", 404, 5, 0), ("GET", "/healthz", 200, 0, 0)]
+    # Lines are written as requests complete, on the connections' threads: matched by id.
+    by_id = {line["request_id"]: line for line in access}
+    for answer, (method, path, status, code, bytes_in) in zip(answers, expected):
+        line = by_id[answer.headers["X-Request-Id"]]
+        assert line["message"] == "access" and line["level"] == "info"
+        assert (line["method"], line["path"], line["status"], line["grpc_code"], line["bytes_in"]) == \
+            (method, path, status, code, bytes_in), line
+        assert line["bytes_out"] == len(answer.content), (line, answer.content)
+        assert line["request_id"] == answer.headers["X-Request-Id"]
+        assert line["client"] == "127.0.0.1"
+        assert isinstance(line["duration_ms"], float) and 0 < line["duration_ms"] < 10_000
+        assert line["time"].endswith("Z") and "T" in line["time"]
+    assert "probe-1" in by_id
+
+
+def test_access_log_in_text_and_off(procs):
+    text = procs.serve()
+    assert requests.post(text.url + "/detect", data=b"[1,2,3]", timeout=T).status_code == 200
+    deadline = time.monotonic() + 10
+    while "outliers.access" not in Path(text.log_path).read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = next(l for l in Path(text.log_path).read_text().splitlines() if "outliers.access" in l)
+    for field in ("method=POST", "path=/detect", "status=200", "grpc_code=0", "bytes_in=7", "client=127.0.0.1"):
+        assert field in line, line
+    quiet = procs.serve("--access-log", "off", "--log-format", "json")
+    for _ in range(3):
+        assert requests.post(quiet.url + "/detect", data=b"[1,2,3]", timeout=T).status_code == 200
+    time.sleep(0.5)
+    lines, access = access_lines(quiet, 1, timeout=0.5)
+    assert access == [] and lines, lines
+
+
+# ----------------------------------------------------------------------------- the environment
+
+import os
+import subprocess
+
+from conftest import free_port, require_binary
+
+
+def run(args, env, timeout=60):
+    return subprocess.run([str(require_binary()), *args], env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_flags_from_the_environment_and_the_flag_wins(procs, rest):
+    # A variable alone is the flag: detect against the module's serve, from OUTLIERS_SERVER.
+    result = run(["detect", "--demo"], {"OUTLIERS_SERVER": rest.grpc_address, "OUTLIERS_JSON": "true"})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"indices": [7, 113, 835]}
+    # A variable and the flag: the flag wins (the variable names a port nothing serves).
+    result = run(["detect", "--demo", "--server", rest.grpc_address], {"OUTLIERS_SERVER": "127.0.0.1:1"})
+    assert result.returncode == 0 and result.stdout.strip() == "outliers at: [7 113 835]", result.stderr
+    # A switch, and options of a long-running command (the page off, JSON logs).
+    served = procs.serve_with_env({"OUTLIERS_NO_UI": "true", "OUTLIERS_LOG_FORMAT": "json",
+                                   "OUTLIERS_METHOD": "not a flag of serve: ignored"})
+    assert requests.get(served.url + "/", timeout=T).status_code == 404
+    lines, access = access_lines(served, 1)
+    assert access and access[0]["path"] == "/"
+
+
+def test_a_bad_variable_is_named(rest):
+    result = run(["serve", "--grpc-port", str(free_port())], {"OUTLIERS_HTTP_PORT": "eighty"})
+    assert result.returncode == 64, result.stderr
+    assert "'eighty' is invalid for '--http-port" in result.stderr and "OUTLIERS_HTTP_PORT" in result.stderr, result.stderr
+    result = run(["gateway", "--backend", "127.0.0.1:1"], {"OUTLIERS_NO_UI": "sometimes"})
+    assert result.returncode == 64
+    assert "OUTLIERS_NO_UI=sometimes: --no-ui is a switch; give true or false" in result.stderr, result.stderr
+    result = run(["detect", "--demo"], {"OUTLIERS_THRESHOLD": "-1"})
+    assert result.returncode == 64 and "--threshold must be a finite number >= 0" in result.stderr, result.stderr
+    assert "(--threshold was given by the environment variable OUTLIERS_THRESHOLD)" in result.stderr, result.stderr
+    helped = run(["--help"], {})
+    assert "OUTLIERS_<FLAG>" in helped.stdout and "wins over its variable" in helped.stdout.replace("\n", " ")
