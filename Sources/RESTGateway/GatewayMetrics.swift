@@ -56,10 +56,30 @@ final class GatewayMetrics: Sendable {
         counter.increment()
     }
 
-    /// The Prometheus text exposition.
+    /// What each family measures, as its `# HELP` line says.
+    static let help: [String: String] = [
+        "outliers_gateway_requests_total": "Requests answered, by route and HTTP status code.",
+        "outliers_gateway_request_duration_seconds": "Time from a request's start to its answer, by route.",
+        "outliers_gateway_requests_in_flight": "Requests being served now.",
+        "outliers_gateway_upstream_errors_total": "Backend calls that failed, by gRPC status code.",
+    ]
+
+    /// The Prometheus text exposition, with a `# HELP` line before each family's
+    /// `# TYPE` (swift-metrics' factory gives swift-prometheus no help texts).
     func exposition() -> [UInt8] {
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
-        return buffer
+        var output: [UInt8] = []
+        output.reserveCapacity(buffer.count + 512)
+        for line in buffer.split(separator: 0x0A, omittingEmptySubsequences: false) {
+            if line.starts(with: "# TYPE ".utf8) {
+                let name = String(decoding: line.dropFirst(7).prefix { $0 != 0x20 }, as: UTF8.self)
+                output.append(contentsOf: "# HELP \(name) \(Self.help[name] ?? name)\n".utf8)
+            }
+            output.append(contentsOf: line)
+            output.append(0x0A)
+        }
+        output.removeLast()  // the split's last piece had no line break after it
+        return output
     }
 }

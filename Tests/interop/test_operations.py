@@ -112,3 +112,20 @@ def test_a_bad_variable_is_named(rest):
     assert "(--threshold was given by the environment variable OUTLIERS_THRESHOLD)" in result.stderr, result.stderr
     helped = run(["--help"], {})
     assert "OUTLIERS_<FLAG>" in helped.stdout and "wins over its variable" in helped.stdout.replace("\n", " ")
+
+
+def test_every_metrics_family_has_help(rest):
+    requests.post(rest.url + "/detect", data=b"[1,2,3]", timeout=T)
+    requests.post(rest.url + "/detect", data=b"[1,", timeout=T)
+    text = requests.get(rest.url + "/metrics", timeout=T).text
+    lines = text.splitlines()
+    types = [line.split()[2] for line in lines if line.startswith("# TYPE ")]
+    helps = {line.split()[2]: line.split(" ", 3)[3] for line in lines if line.startswith("# HELP ")}
+    assert len(types) >= 3 and set(types) == set(helps), (types, helps)
+    for name in types:
+        assert helps[name] and helps[name] != name, (name, helps[name])
+    # HELP comes right before its TYPE, as Prometheus writes it.
+    for index, line in enumerate(lines):
+        if line.startswith("# TYPE "):
+            assert lines[index - 1].startswith("# HELP " + line.split()[2] + " "), lines[index - 1:index + 1]
+    assert text.endswith("\n")
