@@ -19,7 +19,7 @@ SERVE_ARGS ?=
 FUZZ_SECONDS ?= 300
 FUZZ_SMOKE_SECONDS ?= 5
 
-.PHONY: help deps apt browser venv build release serve test test-swift test-interop test-sanitize check-generated bench bench-peers soak \
+.PHONY: install help deps apt browser venv build release serve test test-swift test-interop test-sanitize check-generated bench bench-peers soak \
         generate clean fuzz-build fuzz fuzz-smoke
 
 help:
@@ -28,6 +28,7 @@ help:
 	@echo "make test-sanitize   the Swift tests under ThreadSanitizer, then AddressSanitizer"
 	@echo "make fuzz    every libFuzzer target for FUZZ_SECONDS (300) each; make fuzz-smoke: a few seconds each"
 	@echo "make bench-peers   ours and the Go and Python peers side by side (benchmarks/README.md)"
+	@echo "make install [PREFIX=/usr/local]   the binaries, a man page per program, bash/zsh/fish completions"
 	@echo "make deps | build | release | bench | soak | generate | clean"
 
 deps: apt venv
@@ -61,6 +62,24 @@ release: apt
 
 serve: deps release
 	$(RELEASE_BIN) serve $(SERVE_ARGS)
+
+# The release binaries into $(DESTDIR)$(PREFIX)/bin, man pages written by
+# swift-argument-parser's generate-manual plugin, and its completion scripts.
+PREFIX ?= /usr/local
+MAN_BUILD := .build/manual
+install: deps release
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 755 .build/release/outliers .build/release/outliers-bench $(DESTDIR)$(PREFIX)/bin/
+	rm -rf $(MAN_BUILD) && mkdir -p $(MAN_BUILD)
+	swift package --allow-writing-to-directory $(MAN_BUILD) generate-manual --output-directory $(MAN_BUILD) >/dev/null
+	install -m 644 $(MAN_BUILD)/outliers.1 $(DESTDIR)$(PREFIX)/share/man/man1/outliers.1
+	install -m 644 "$(MAN_BUILD)/outliers bench.1" $(DESTDIR)$(PREFIX)/share/man/man1/outliers-bench.1
+	$(RELEASE_BIN) --generate-completion-script bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/outliers
+	$(RELEASE_BIN) --generate-completion-script zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_outliers
+	$(RELEASE_BIN) --generate-completion-script fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/outliers.fish
+	@echo "installed outliers in $(DESTDIR)$(PREFIX): bin/outliers, bin/outliers-bench, man 1 outliers, completions"
 
 # One build flow: `swift build --build-tests` makes the binary the interop tests run
 # and the test bundle, and `swift test --skip-build` runs the latter without a rebuild.
