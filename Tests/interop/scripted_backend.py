@@ -36,6 +36,8 @@ def main():
     ap.add_argument("--detect-raw", metavar="HEX", help="answer Detect with these bytes")
     ap.add_argument("--no-detect", action="store_true",
                     help="serve no pb.Outliers at all (grpcio answers UNIMPLEMENTED)")
+    ap.add_argument("--no-health", action="store_true",
+                    help="serve no grpc.health.v1 (grpcio answers UNIMPLEMENTED), as the article's server")
     ap.add_argument("--health", default="SERVING",
                     choices=["SERVING", "NOT_SERVING", "SERVICE_UNKNOWN", "UNKNOWN"])
     args = ap.parse_args()
@@ -59,7 +61,7 @@ def main():
         ).SerializeToString()
 
     identity = (lambda b: b)
-    handlers = {HEALTH: grpc.unary_unary_rpc_method_handler(check, identity, identity)}
+    handlers = {} if args.no_health else {HEALTH: grpc.unary_unary_rpc_method_handler(check, identity, identity)}
     if not args.no_detect:
         handlers[DETECT] = grpc.unary_unary_rpc_method_handler(detect, identity, identity)
 
