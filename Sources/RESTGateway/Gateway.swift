@@ -30,6 +30,9 @@ public final class Gateway: Sendable {
     let libraryMessages = RateLimiter(perSecond: 5)
     let inFlight = InFlightCount()
     let draining = Atomic<Bool>(false)
+    /// Set by `beginDrain`: /healthz answers 503 from then on, so that load balancers
+    /// stop sending here while the listener still serves (`--drain-delay`).
+    let leaving = Atomic<Bool>(false)
     private let lifecycle = Mutex<Lifecycle>(.idle)
 
     private enum Lifecycle {
@@ -154,6 +157,12 @@ public final class Gateway: Sendable {
             throw GatewayError("cannot read \(path)")
         }
         return text
+    }
+
+    /// The first step of a graceful stop: /healthz turns 503 at once; everything
+    /// else is served as before until `shutdown`.
+    public func beginDrain() {
+        leaving.store(true, ordering: .releasing)
     }
 
     /// Stops accepting (new clients are refused), lets requests in flight finish (up to

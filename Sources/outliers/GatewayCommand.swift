@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import H2GRPC
 import Logging
 import POSIXSupport
@@ -37,6 +38,9 @@ struct GatewayOptions: ParsableArguments {
 
     @Option(help: "One log line per request (method, path, status, gRPC code, bytes, duration, request id, client): on or off.")
     var accessLog: Switch = .on
+
+    @Option(help: "On SIGTERM, answer /healthz 503 at once and keep serving this long before draining, e.g. 5s, so that load balancers stop sending first (default: none).")
+    var drainDelay: DurationArgument?
 
     @Flag(name: .customLong("no-ui"), help: "Do not serve the web page at / (and its /ui/ files): 404 there.")
     var noUI = false
@@ -152,8 +156,7 @@ struct GatewayCommand: ParsableCommand {
             if let https { reloaders.append { try https.reload() } }
             reloadCertificates(reloaders, logger: logger)
         }
-        logger.info("stopping: finishing requests in flight", metadata: ["signal": "\(signal)"])
-        server.shutdown()
+        drain(server, delay: gateway.drainDelay, signal: signal, logger: logger)
         logger.info("outliers gateway stopped")
     }
 }
@@ -161,4 +164,20 @@ struct GatewayCommand: ParsableCommand {
 /// An on/off option (`--access-log off`).
 enum Switch: String, ExpressibleByArgument, CaseIterable, Sendable {
     case on, off
+}
+
+/// SIGINT or SIGTERM: /healthz turns 503, the gateway keeps serving for `delay` (so
+/// that load balancers notice), then stops accepting and finishes what is in flight.
+func drain(_ server: Gateway, delay: DurationArgument?, signal: Int32, logger: Logger) {
+    server.beginDrain()
+    if let delay {
+        logger.info("stopping: /healthz answers 503, serving on for the drain delay",
+                    metadata: ["signal": "\(signal)", "delay": "\(delay)"])
+        var pause = timespec(tv_sec: Int(delay.nanoseconds / 1_000_000_000), tv_nsec: Int(delay.nanoseconds % 1_000_000_000))
+        var left = timespec()
+        // A signal (another SIGTERM, say) cuts nanosleep short: sleep on for what is left.
+        while nanosleep(&pause, &left) != 0 && errno == EINTR { pause = left }
+    }
+    logger.info("stopping: finishing requests in flight", metadata: ["signal": "\(signal)"])
+    server.shutdown()
 }

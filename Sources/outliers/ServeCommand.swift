@@ -94,8 +94,7 @@ struct ServeCommand: ParsableCommand {
             reloaders = [{ try credentials.reload() }, { try pinned.reload() }, { try https.reload() }]
         }
         let signal = SignalWaiter.waitForTermination { reloadCertificates(reloaders, logger: logger) }
-        logger.info("stopping: finishing requests in flight", metadata: ["signal": "\(signal)"])
-        server.shutdown()
+        drain(server, delay: gateway.drainDelay, signal: signal, logger: logger)
         backend.shutdown()
         logger.info("outliers stopped")
     }

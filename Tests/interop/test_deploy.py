@@ -77,6 +77,7 @@ def test_the_manifests_hold_what_docs_deploy_md_describes():
     assert backend["readinessProbe"]["grpc"]["port"] == 9999 and backend["livenessProbe"]["grpc"]["port"] == 9999
     gateway = by["Deployment/outliers-gateway"]["spec"]["template"]["spec"]["containers"][0]
     assert gateway["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert {"name": "OUTLIERS_DRAIN_DELAY", "value": "5s"} in gateway["env"]
     for container in (backend, gateway):
         assert container["resources"]["requests"] and container["resources"]["limits"]
 

@@ -129,3 +129,38 @@ def test_every_metrics_family_has_help(rest):
         if line.startswith("# TYPE "):
             assert lines[index - 1].startswith("# HELP " + line.split()[2] + " "), lines[index - 1:index + 1]
     assert text.endswith("\n")
+
+
+# ----------------------------------------------------------------------------- graceful drain
+
+import signal
+
+
+def test_sigterm_turns_healthz_503_at_once_then_drains_after_the_delay(procs):
+    served = procs.serve("--drain-delay", "2s")
+    assert requests.get(served.url + "/healthz", timeout=T).status_code == 200
+    started = time.monotonic()
+    served.proc.send_signal(signal.SIGTERM)
+    while True:
+        answer = requests.get(served.url + "/healthz", timeout=T)
+        if answer.status_code == 503 or time.monotonic() - started > 1:
+            break
+    elapsed = time.monotonic() - started
+    assert answer.status_code == 503 and answer.json()["status"] == "NOT_SERVING", answer.text
+    assert elapsed < 1, elapsed
+    # The listener stays open through the delay: requests are still answered.
+    for _ in range(5):
+        assert requests.post(served.url + "/detect", data=b"[1,2,100,1,3,200,1]", timeout=T).json() == {"indices": [5]}
+    assert time.monotonic() - started < 1.8, "the checks above must fall within the delay"
+    assert served.proc.wait(timeout=15) == 0
+    assert time.monotonic() - started >= 2, "exited before the drain delay"
+    log = Path(served.log_path).read_text()
+    assert "serving on for the drain delay" in log, log[-2000:]
+
+
+def test_without_a_delay_sigterm_stops_at_once(procs):
+    served = procs.serve()
+    started = time.monotonic()
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(timeout=15) == 0
+    assert time.monotonic() - started < 2
