@@ -50,7 +50,10 @@ extension Gateway {
             }
             request = state.body
         }
+        // The body is converted: what it held is given back before the call, not at
+        // the request's completion (the request message lives on in the call).
         state.body = []
+        release(state)
         let resume = suspend(state, connection)
         let call = state.call
         let wantsProtobuf = state.wantsProtobuf

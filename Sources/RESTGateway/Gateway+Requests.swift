@@ -8,7 +8,7 @@ import POSIXSupport
 /// or after the backend, the connection suspended meanwhile), completion.
 extension Gateway {
     fileprivate func begin(_ connection: OpaquePointer, url: String, method: String) -> RequestState {
-        inFlight.increment()
+        let serving = inFlight.increment()
         metrics.inFlight.increment()
         let state = RequestState(method: method, path: url, started: MonotonicClock.now())
         if let context = outliers_mhd_socket_context(connection) {
@@ -23,6 +23,13 @@ extension Gateway {
             // RFC 9112 §6.3: the body's length is in doubt, so the connection cannot be
             // read on (request smuggling); answer and close.
             state.response = errorResponse(.invalidArgument, framingError)
+            state.answerBeforeBody = true
+            state.closeAfterResponse = true
+            return state
+        }
+        let cap = configuration.maximumRequestsInFlight
+        if cap > 0 && serving > cap {
+            state.response = overloaded("requests in flight", "more than --max-in-flight \(cap) requests are being served")
             state.answerBeforeBody = true
             state.closeAfterResponse = true
             return state
@@ -59,6 +66,8 @@ extension Gateway {
             return
         }
         guard state.response == nil else { return }
+        // As received: a compressed body counts its wire bytes.
+        guard hold(chunk.count, for: state) else { return }
         if let inflater = state.inflater {
             receiveCompressed(state, chunk, inflater)
             return
@@ -67,6 +76,37 @@ extension Gateway {
             state.body.reserveCapacity(min(expected, configuration.maximumBodyBytes))
         }
         state.body.append(contentsOf: chunk)
+    }
+
+    /// Counts `bytes` more of `state`'s body against `--max-buffered-bytes`; past the
+    /// cap the request is answered 503 (the rest of its body read and dropped, the
+    /// connection closed after) and what it held is given back.
+    func hold(_ bytes: Int, for state: RequestState) -> Bool {
+        let cap = configuration.maximumBufferedBodyBytes
+        guard cap > 0 else { return true }
+        let total = bufferedBodyBytes.add(bytes, ordering: .relaxed).newValue
+        state.heldBytes += bytes
+        guard total > cap else { return true }
+        release(state)
+        state.body = []
+        state.response = overloaded("buffered body bytes", "the requests in flight hold more than --max-buffered-bytes \(cap) bytes of body")
+        state.closeAfterResponse = true
+        return false
+    }
+
+    /// Gives back the body bytes `state` held.
+    func release(_ state: RequestState) {
+        guard state.heldBytes > 0 else { return }
+        bufferedBodyBytes.subtract(state.heldBytes, ordering: .relaxed)
+        state.heldBytes = 0
+    }
+
+    /// 503 with Retry-After, at once: the gateway is past one of its overload caps.
+    func overloaded(_ reason: String, _ message: String) -> HTTPResponse {
+        metrics.overloaded(reason: reason)
+        var response = errorResponse(.unavailable, "overloaded: \(message); retry later")
+        response.headers.append(("Retry-After", "1"))
+        return response
     }
 
     /// The body is complete: answer now, or suspend and answer from the backend's completion.
@@ -78,6 +118,7 @@ extension Gateway {
     }
 
     fileprivate func completed(_ state: RequestState, termination: MHD_RequestTerminationCode) {
+        release(state)
         inFlight.decrement()
         metrics.inFlight.decrement()
         var status = state.sentStatus ?? 0

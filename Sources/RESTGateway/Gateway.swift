@@ -29,6 +29,8 @@ public final class Gateway: Sendable {
     /// noise under attack: at most a few a second reach the log.
     let libraryMessages = RateLimiter(perSecond: 5)
     let inFlight = InFlightCount()
+    /// Body bytes held by the requests in flight (`maximumBufferedBodyBytes`).
+    let bufferedBodyBytes = Atomic<Int>(0)
     let draining = Atomic<Bool>(false)
     /// Set by `beginDrain`: /healthz answers 503 from then on, so that load balancers
     /// stop sending here while the listener still serves (`--drain-delay`).
@@ -194,7 +196,9 @@ final class InFlightCount: Sendable {
     private let count = Atomic<Int>(0)
     private let zero = NSConditionBox()
 
-    func increment() { count.add(1, ordering: .relaxed) }
+    /// The count after this request joined.
+    @discardableResult
+    func increment() -> Int { count.add(1, ordering: .relaxed).newValue }
 
     func decrement() {
         if count.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { zero.broadcast() }

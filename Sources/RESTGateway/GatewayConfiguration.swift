@@ -26,6 +26,12 @@ public struct GatewayConfiguration: Sendable {
     /// Open connections from one client address at most, so that one client cannot
     /// take every connection; beyond it, 503 at once.
     public var maximumConnectionsPerClient = 1024
+    /// Requests being served at most (0: no cap but the connection limits); past it a
+    /// new request gets 503 with Retry-After at once, as Envoy's overload manager answers.
+    public var maximumRequestsInFlight = 0
+    /// Request body bytes held by all requests together at most (0: no cap); a request
+    /// whose body would pass it gets 503 with Retry-After, its body dropped.
+    public var maximumBufferedBodyBytes = 0
     /// A connection idle (or a client sending this slowly) for longer is closed.
     public var idleTimeoutSeconds = 30
     /// From accepting a connection to the end of the request head: a client that sends

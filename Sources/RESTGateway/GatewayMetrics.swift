@@ -13,6 +13,7 @@ final class GatewayMetrics: Sendable {
     private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
     private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
     private let upstream = Mutex<[Int: CoreMetrics.Counter]>([:])
+    private let overload = Mutex<[String: CoreMetrics.Counter]>([:])
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -56,8 +57,21 @@ final class GatewayMetrics: Sendable {
         counter.increment()
     }
 
+    /// A request refused at an overload cap (`--max-in-flight`, `--max-buffered-bytes`).
+    func overloaded(reason: String) {
+        let counter = overload.withLock { overload in
+            if let counter = overload[reason] { return counter }
+            let counter = CoreMetrics.Counter(label: "outliers_gateway_overload_rejections_total",
+                                              dimensions: [("reason", reason)], factory: factory)
+            overload[reason] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
     /// What each family measures, as its `# HELP` line says.
     static let help: [String: String] = [
+        "outliers_gateway_overload_rejections_total": "Requests answered 503 at once at an overload cap, by cap.",
         "outliers_gateway_requests_total": "Requests answered, by route and HTTP status code.",
         "outliers_gateway_request_duration_seconds": "Time from a request's start to its answer, by route.",
         "outliers_gateway_requests_in_flight": "Requests being served now.",

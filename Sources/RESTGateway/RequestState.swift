@@ -42,6 +42,8 @@ final class RequestState {
     var expectedBodyBytes: Int?
     /// Body bytes seen, kept or discarded.
     var receivedBytes = 0
+    /// Body bytes counted in the gateway's `bufferedBodyBytes`, given back at completion.
+    var heldBytes = 0
     var bodyTooLarge = false
     /// Set before the body is read (an early error) or when the answer is ready. An
     /// early error waits for the body to be read (and dropped), so that a kept-alive

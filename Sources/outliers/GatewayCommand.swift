@@ -36,6 +36,12 @@ struct GatewayOptions: ParsableArguments {
         valueName: "ORIGIN[,ORIGIN…]"))
     var corsOrigin: String?
 
+    @Option(help: "Requests being served at most; past it a new request gets 503 with Retry-After at once (0: no cap but the connection limits).")
+    var maxInFlight = 0
+
+    @Option(help: "Request body bytes all requests in flight may hold together; a request past it gets 503 with Retry-After (0: no cap).")
+    var maxBufferedBytes = 0
+
     @Option(help: "One log line per request (method, path, status, gRPC code, bytes, duration, request id, client): on or off.")
     var accessLog: Switch = .on
 
@@ -54,6 +60,8 @@ struct GatewayOptions: ParsableArguments {
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be 1...1024, not \(threads)") }
         guard (1...86_400).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be 1...86400 seconds") }
         guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1...1000000") }
+        guard maxInFlight >= 0 else { throw ValidationError("--max-in-flight must be 0 (no cap) or more") }
+        guard maxBufferedBytes >= 0 else { throw ValidationError("--max-buffered-bytes must be 0 (no cap) or more") }
         guard (1...maxConnections).contains(maxConnectionsPerClient) else {
             throw ValidationError("--max-connections-per-client must be 1...--max-connections (\(maxConnections))")
         }
@@ -82,6 +90,8 @@ struct GatewayOptions: ParsableArguments {
         configuration.cors = corsOrigins.map(CORSPolicy.init(origins:))
         configuration.servesWebPage = !noUI
         configuration.accessLog = accessLog == .on
+        configuration.maximumRequestsInFlight = maxInFlight
+        configuration.maximumBufferedBodyBytes = maxBufferedBytes
         return configuration
     }
 }

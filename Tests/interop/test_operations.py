@@ -164,3 +164,70 @@ def test_without_a_delay_sigterm_stops_at_once(procs):
     served.proc.send_signal(signal.SIGTERM)
     assert served.proc.wait(timeout=15) == 0
     assert time.monotonic() - started < 2
+
+
+# ----------------------------------------------------------------------------- overload
+
+import socket
+import threading
+
+
+def metric_value(url, family, label):
+    for line in requests.get(url + "/metrics", timeout=T).text.splitlines():
+        if line.startswith(family + "{") and label in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_past_max_in_flight_a_request_gets_503_at_once(procs):
+    slow = procs.delay_backend(1.0)
+    gateway = procs.gateway([slow], "--max-in-flight", "2")
+    results = [None] * 6
+
+    def call(i):
+        started = time.monotonic()
+        answer = requests.post(gateway.url + "/detect", data=b"[1,2,3]", timeout=T)
+        results[i] = (answer.status_code, answer.headers.get("Retry-After"), time.monotonic() - started, answer.text)
+
+    # Two in flight (the cap): both answered, none lost.
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r[0] for r in results[:2]] == [200, 200], results
+    # Six at once: two served, four refused at once with Retry-After.
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+        time.sleep(0.02)
+    for t in threads:
+        t.join()
+    served = [r for r in results if r[0] == 200]
+    refused = [r for r in results if r[0] == 503]
+    assert len(served) == 2 and len(refused) == 4, results
+    for status, retry_after, elapsed, text in refused:
+        assert retry_after == "1" and elapsed < 0.5, (retry_after, elapsed)
+        assert "overloaded" in json.loads(text)["message"] and "--max-in-flight 2" in text
+    assert metric_value(gateway.url, "outliers_gateway_overload_rejections_total", 'reason="requests in flight"') == 4
+
+
+def test_past_max_buffered_bytes_a_request_gets_503(procs):
+    served = procs.serve("--max-buffered-bytes", "100000")
+    body = ("[" + ",".join(["1"] * 40000) + "]").encode()  # 80,001 bytes
+    # A holds 60,000 bytes of its body, sending slowly.
+    a = socket.create_connection(("127.0.0.1", served.port), timeout=T)
+    a.sendall(b"POST /detect HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:60000])
+    time.sleep(0.3)
+    # B's 80,001 bytes would make 140,001 held: refused.
+    b = requests.post(served.url + "/detect", data=body, timeout=T)
+    assert b.status_code == 503 and b.headers["Retry-After"] == "1", b.text
+    assert "--max-buffered-bytes 100000" in b.json()["message"]
+    # A finishes and is answered; what B held was given back, so C fits.
+    a.sendall(body[60000:])
+    answer = a.recv(65536)
+    a.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    c = requests.post(served.url + "/detect", data=body, timeout=T)
+    assert c.status_code == 200, c.text
+    assert metric_value(served.url, "outliers_gateway_overload_rejections_total", 'reason="buffered body bytes"') == 1
