@@ -56,8 +56,16 @@ public final class Gateway: Sendable {
         var accessLogger = Logger(label: "outliers.access")
         accessLogger.logLevel = .info
         self.accessLogger = accessLogger
+        var client = configuration.client
+        client.reachabilityChanged = { [logger] address, reachable, cause in
+            if reachable {
+                logger.notice("backend reachable again", metadata: ["backend": "\(address)"])
+            } else {
+                logger.warning("backend unreachable", metadata: ["backend": "\(address)", "cause": "\(cause ?? "")"])
+            }
+        }
         do {
-            channel = try GRPCChannel(targets: configuration.backends, configuration: configuration.client)
+            channel = try GRPCChannel(targets: configuration.backends, configuration: client)
         } catch {
             throw GatewayError("bad --backend: \(error.message)")
         }

@@ -231,3 +231,25 @@ def test_past_max_buffered_bytes_a_request_gets_503(procs):
     c = requests.post(served.url + "/detect", data=body, timeout=T)
     assert c.status_code == 200, c.text
     assert metric_value(served.url, "outliers_gateway_overload_rejections_total", 'reason="buffered body bytes"') == 1
+
+
+def test_a_backend_going_away_and_back_is_logged_once_each(procs):
+    backend = procs.backend()
+    port = backend.port
+    gateway = procs.gateway([backend], "--log-format", "json")
+    assert requests.post(gateway.url + "/detect", data=b"[1,2,3]", timeout=T).status_code == 200
+    backend.stop()
+    for _ in range(8):
+        assert requests.post(gateway.url + "/detect", data=b"[1,2,3]", timeout=T).status_code == 503
+    procs.backend(port)
+    deadline = time.monotonic() + 10
+    while requests.post(gateway.url + "/detect", data=b"[1,2,3]", timeout=T).status_code != 200:
+        assert time.monotonic() < deadline, "the backend was not found again"
+        time.sleep(0.1)
+    for _ in range(5):
+        assert requests.post(gateway.url + "/detect", data=b"[1,2,3]", timeout=T).status_code == 200
+    lines, _ = access_lines(gateway, 0)
+    changes = [line for line in lines if line["message"] in ("backend unreachable", "backend reachable again")]
+    assert [c["message"] for c in changes] == ["backend unreachable", "backend reachable again"], changes
+    assert changes[0]["backend"] == f"127.0.0.1:{port}" and changes[0]["level"] == "warning"
+    assert "refused" in changes[0]["cause"].lower(), changes[0]

@@ -12,16 +12,21 @@ final class Endpoint: CustomStringConvertible {
     let host: String
     var description: String { address.description }
     private let backoff: GRPCClientConfiguration.Backoff
+    private let reachabilityChanged: (@Sendable (String, Bool, String?) -> Void)?
+    /// What `reachabilityChanged` was last told (nil: nothing yet).
+    private var reportedReachable: Bool?
     private(set) var connection: ClientConnection?
     private(set) var consecutiveFailures = 0
     private(set) var retryAt: UInt64 = 0
     private(set) var lastError: String?
 
-    init(address: SocketAddress, authority: String, backoff: GRPCClientConfiguration.Backoff) {
+    init(address: SocketAddress, authority: String, backoff: GRPCClientConfiguration.Backoff,
+         reachabilityChanged: (@Sendable (String, Bool, String?) -> Void)? = nil) {
         self.address = address
         self.authority = authority
         host = (try? TargetResolver.split(authority).host) ?? authority
         self.backoff = backoff
+        self.reachabilityChanged = reachabilityChanged
     }
 
     var health: Health {
@@ -37,12 +42,18 @@ final class Endpoint: CustomStringConvertible {
     func connectionSucceeded() {
         consecutiveFailures = 0
         lastError = nil
+        // Told only as the end of an unreachable spell: a first connection that works is
+        // what everyone expects.
+        if reportedReachable == false { reachabilityChanged?(address.description, true, nil) }
+        reportedReachable = true
     }
 
     func connectionFailed(_ connection: ClientConnection, message: String) {
         if self.connection === connection { self.connection = nil }
         consecutiveFailures += 1
         lastError = message
+        if reportedReachable != false { reachabilityChanged?(address.description, false, message) }
+        reportedReachable = false
         retryAt = backoff.delay(afterFailures: consecutiveFailures).deadline(from: MonotonicClock.now())
     }
 

@@ -20,7 +20,8 @@ public final class GRPCChannel: Sendable {
         var endpoints: [Endpoint] = []
         for target in targets {
             for address in try TargetResolver.resolve(target) {
-                endpoints.append(Endpoint(address: address, authority: target, backoff: configuration.backoff))
+                endpoints.append(Endpoint(address: address, authority: target, backoff: configuration.backoff,
+                                          reachabilityChanged: configuration.reachabilityChanged))
             }
         }
         let loop: EventLoop

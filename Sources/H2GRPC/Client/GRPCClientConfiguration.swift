@@ -7,6 +7,11 @@ public struct GRPCClientConfiguration: Sendable {
     /// SETTINGS_INITIAL_WINDOW_SIZE, so large responses do not crawl.
     public var streamWindowSize = 8 * 1024 * 1024
     public var connectionWindowSize = 64 * 1024 * 1024
+    /// Called on the channel's loop when an address stops being reachable (its first
+    /// failed connection after a good one, or the first ever) and when it is reachable
+    /// again: once per change, not per call. Arguments: the address, whether it is
+    /// reachable now, and why not.
+    public var reachabilityChanged: (@Sendable (_ address: String, _ reachable: Bool, _ cause: String?) -> Void)?
     /// A connection attempt that takes longer fails (and backs off).
     public var connectTimeout: Duration = .seconds(5)
     /// Reconnection backoff after a failed connection (gRPC's connection-backoff.md
