@@ -91,7 +91,7 @@ def test_every_setting_is_an_outliers_variable_of_a_real_flag(name):
     flags = flags_of(command)
     for variable in container["env"]:
         assert variable_flag(variable["name"]) in flags, (variable["name"], command, sorted(flags))
-    # And the binary takes them: --help parses with the environment set.
+    # The port the process listens on is the one the container declares.
     env = {v["name"]: v["value"] for v in container["env"]}
     ports = [p["containerPort"] for p in container["ports"]]
     assert int(env["OUTLIERS_PORT"]) in ports
