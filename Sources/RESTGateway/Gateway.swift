@@ -57,13 +57,7 @@ public final class Gateway: Sendable {
         accessLogger.logLevel = .info
         self.accessLogger = accessLogger
         var client = configuration.client
-        client.reachabilityChanged = { [logger] address, reachable, cause in
-            if reachable {
-                logger.notice("backend reachable again", metadata: ["backend": "\(address)"])
-            } else {
-                logger.warning("backend unreachable", metadata: ["backend": "\(address)", "cause": "\(cause ?? "")"])
-            }
-        }
+        client.events = { [logger] event in Self.log(event, to: logger) }
         do {
             channel = try GRPCChannel(targets: configuration.backends, configuration: client)
         } catch {

@@ -110,8 +110,17 @@ struct GatewayCommand: ParsableCommand {
     @Option(help: "TCP port (0 picks a free one).")
     var port = 8080
 
-    @Option(help: "Backends, HOST:PORT[,HOST:PORT…]; a name resolving to many addresses counts as many.")
+    @Option(help: "Backends, HOST:PORT[,HOST:PORT…]; a name resolving to many addresses counts as many. HOST:PORT is resolved once, at start; dns:///HOST:PORT again every --resolve-interval and after a connection fails (a Kubernetes headless Service).")
     var backend: String
+
+    @Option(help: "How often a dns:/// backend is resolved again; addresses that appear join the round robin, those that go finish their calls in flight.")
+    var resolveInterval = DurationArgument(argument: "30s")!
+
+    @Option(help: "Ask each backend address grpc.health.v1's Check (on or off): one that answers anything but SERVING leaves the round robin until it answers SERVING; one without the health service (UNIMPLEMENTED) is judged by its connection.")
+    var healthChecks = Switch.on
+
+    @Option(help: "How often each backend address is asked, with --health-checks on.")
+    var healthCheckInterval = DurationArgument(argument: "5s")!
 
     @Option(help: "Largest protobuf message sent to the backend (its receive limit), in bytes; a body that would make a larger one gets 413.")
     var maxMessageBytes = 4 * 1024 * 1024
@@ -127,6 +136,8 @@ struct GatewayCommand: ParsableCommand {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, not \(port)") }
         try validateMaxMessageBytes(maxMessageBytes)
+        guard resolveInterval.nanoseconds >= 10_000_000 else { throw ValidationError("--resolve-interval must be 10ms or more, not \(resolveInterval)") }
+        guard healthCheckInterval.nanoseconds >= 10_000_000 else { throw ValidationError("--health-check-interval must be 10ms or more, not \(healthCheckInterval)") }
         for target in backend.split(separator: ",", omittingEmptySubsequences: false) {
             do {
                 try GRPCChannel.validate(target: String(target))
@@ -149,6 +160,8 @@ struct GatewayCommand: ParsableCommand {
             raiseOpenFileLimit(logger: logger)
             var configuration = gateway.configuration(host: host, port: port, backends: backends, maxMessageBytes: maxMessageBytes)
             configuration.client.compression = backendCompression.coding
+            configuration.client.resolveInterval = .nanoseconds(resolveInterval.nanoseconds)
+            configuration.client.healthCheckInterval = healthChecks == .on ? .nanoseconds(healthCheckInterval.nanoseconds) : nil
             backendCredentials = try backendTLS.credentials()
             configuration.client.tls = backendCredentials
             configuration.tls = https

@@ -33,7 +33,7 @@ private final class RecordingSink: ServerStreamSink {
     }
 
     /// Runs every timer due by `now`, as the loop would.
-    func runTimers(now: UInt64) { timers.runExpired(now: now) }
+    func runTimers(now: UInt64) { for task in timers.takeExpired(now: now) { task() } }
 }
 
 private struct Harness {

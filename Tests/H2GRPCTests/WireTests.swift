@@ -1,3 +1,6 @@
+import Dispatch
+import POSIXSupport
+import Synchronization
 import Testing
 import ZlibCompression
 @_spi(Fuzzing) @testable import H2GRPC
@@ -238,11 +241,30 @@ func timeoutRejectsMalformed(header: String) {
     let cancelled = heap.insert(deadline: 25) { log.values.append(25) }
     cancelled.cancel()
     #expect(heap.millisecondsUntilNext(now: 0) == 1)
-    heap.runExpired(now: 35)
+    for task in heap.takeExpired(now: 35) { task() }
     #expect(log.values == [10, 20, 30])
-    heap.runExpired(now: 100)
+    for task in heap.takeExpired(now: 100) { task() }
     #expect(log.values == [10, 20, 30, 40, 50])
     #expect(heap.millisecondsUntilNext(now: 100) == -1)
+}
+
+/// A timer's task that schedules the next one (the channel's periodic re-resolution and
+/// health checks do): it once trapped, the heap being mutated while it ran.
+@Test func aTimerTaskMaySchedule() throws {
+    let loop = try EventLoop(name: "timer-test")
+    loop.start()
+    defer { loop.stopAndWait() }
+    let done = DispatchSemaphore(value: 0)
+    let fired = Mutex(0)
+    loop.execute {
+        func tick() {
+            let count = fired.withLock { $0 += 1; return $0 }
+            if count < 3 { loop.schedule(at: MonotonicClock.now() + 1_000_000) { tick() } } else { done.signal() }
+        }
+        loop.schedule(at: MonotonicClock.now()) { tick() }
+    }
+    #expect(done.wait(timeout: .now() + 5) == .success)
+    #expect(fired.withLock { $0 } == 3)
 }
 
 /// The client sends the prefix and the message from two arrays: read into DATA frames

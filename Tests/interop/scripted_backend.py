@@ -6,7 +6,8 @@ openapi.yaml's examples (Tests/interop/test_gateway_spec_examples.py).
 
     .venv/bin/python Tests/interop/scripted_backend.py --port PORT \
         [--detect-status CODE --detect-message TEXT | --detect-raw HEX | --no-detect] \
-        [--health SERVING|NOT_SERVING|SERVICE_UNKNOWN|UNKNOWN]
+        [--health SERVING|NOT_SERVING|SERVICE_UNKNOWN|UNKNOWN | --health-file PATH] \
+        [--count-calls]
 
 --detect-message may hold `{x-request-id}`: replaced by the x-request-id metadata the
 call carried ("(none)" when absent), which shows what the gateway forwarded.
@@ -40,6 +41,11 @@ def main():
                     help="serve no grpc.health.v1 (grpcio answers UNIMPLEMENTED), as the article's server")
     ap.add_argument("--health", default="SERVING",
                     choices=["SERVING", "NOT_SERVING", "SERVICE_UNKNOWN", "UNKNOWN"])
+    ap.add_argument("--health-file", metavar="PATH",
+                    help="answer Check with the status named in this file, read at each call "
+                         "(the test changes it while the backend runs)")
+    ap.add_argument("--count-calls", action="store_true",
+                    help='print "detect call" for each Detect call, so a test can count them')
     args = ap.parse_args()
     if args.detect_status is not None and not 1 <= args.detect_status <= 16:
         ap.error("--detect-status must be 1..16")
@@ -48,6 +54,8 @@ def main():
     raw = bytes.fromhex(args.detect_raw) if args.detect_raw is not None else b""
 
     def detect(request, context):
+        if args.count_calls:
+            print("detect call", flush=True)
         metadata = dict(context.invocation_metadata())
         if args.detect_status is not None:
             message = args.detect_message.replace("{x-request-id}",
@@ -56,8 +64,12 @@ def main():
         return raw
 
     def check(request, context):
+        status = args.health
+        if args.health_file:
+            with open(args.health_file) as f:
+                status = f.read().strip()
         return health_pb2.HealthCheckResponse(
-            status=health_pb2.HealthCheckResponse.ServingStatus.Value(args.health)
+            status=health_pb2.HealthCheckResponse.ServingStatus.Value(status)
         ).SerializeToString()
 
     identity = (lambda b: b)

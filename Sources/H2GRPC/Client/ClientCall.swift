@@ -21,6 +21,8 @@ final class ClientCall {
     var cancelRequested = false
     var timer: TimerHandle?
     weak var connection: ClientConnection?
+    /// The one address this call must use (a health check of it), never retried elsewhere.
+    var pinned: Endpoint?
     var streamID: Int32 = -1
     /// Whether any part of the request may have reached the server's handler.
     var sent = false

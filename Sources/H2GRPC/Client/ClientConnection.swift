@@ -21,6 +21,8 @@ final class ClientConnection: HTTP2Connection {
     /// first one most likely reached something that is not an h2c gRPC server (a TLS port).
     private var heardFromServer = false
     private weak var channel: ChannelCore?
+    /// Its address left the target's resolution: it closes once its calls are done.
+    private var isRetired = false
 
     init(transport: any ByteTransport, endpoint: Endpoint, loop: EventLoop, channel: ChannelCore,
          configuration: GRPCClientConfiguration) {
@@ -139,10 +141,33 @@ final class ClientConnection: HTTP2Connection {
         loop.unregister(fd)
         transport.close()
         endpoint.connectionFailed(self, message: message)
+        channel?.addressFailed(endpoint)
         // Nothing was sent: these calls may go elsewhere.
         let waiting = pending
         pending = []
         for call in waiting { channel?.retryOrFail(call, RPCError(code: .unavailable, message: message)) }
+    }
+
+    /// The address is no longer the target's: no new calls; those in flight finish, then
+    /// the connection closes. One still connecting closes at once (its waiting calls, never
+    /// sent, go to other addresses).
+    func retire() {
+        isRetired = true
+        switch state {
+        case .connecting:
+            close()
+        case .ready, .draining:
+            state = .draining
+            closeIfRetiredAndIdle()
+        case .closed:
+            break
+        }
+    }
+
+    private func closeIfRetiredAndIdle() {
+        guard isRetired, calls.isEmpty, pending.isEmpty, !isClosed else { return }
+        flush()
+        close()
     }
 
     // MARK: Calls
@@ -265,6 +290,7 @@ final class ClientConnection: HTTP2Connection {
 
     override func streamClosed(_ streamID: Int32, errorCode: UInt32) {
         guard let call = calls.removeValue(forKey: streamID) else { return }
+        defer { closeIfRetiredAndIdle() }
         call.connection = nil
         if call.completed { return }
         // Refused before processing: safe to send again elsewhere.
@@ -297,6 +323,9 @@ final class ClientConnection: HTTP2Connection {
         state = .closed
         connectTimer?.cancel()
         endpoint.connectionClosed(self)
+        // Lost, not retired (nor closed with the channel, which ignores this): the target
+        // may have moved.
+        if !isRetired { channel?.addressFailed(endpoint) }
         let inFlight = calls.values
         calls.removeAll()
         let waiting = pending

@@ -5,28 +5,45 @@ import POSIXSupport
 final class Endpoint: CustomStringConvertible {
     enum Health { case idle, connecting, ready, backingOff(until: UInt64) }
 
+    /// What the address's grpc.health.v1 Check last said (`GRPCClientConfiguration.healthCheckInterval`).
+    enum Serving: Equatable {
+        /// Not asked yet, or health checks are off: in rotation.
+        case unknown
+        case serving
+        /// NOT_SERVING, UNKNOWN or SERVICE_UNKNOWN (the status's name): out of rotation.
+        case notServing(String)
+        /// Check is UNIMPLEMENTED (the article's server, a plain grpc-go server): judged by
+        /// its connection alone, in rotation.
+        case noHealthService
+    }
+
     let address: SocketAddress
+    let target: ChannelTarget
     /// `host:port` as the user wrote it: the `:authority` of every call.
-    let authority: String
+    var authority: String { target.authority }
     /// The authority's host: the name a TLS server's certificate must carry.
-    let host: String
+    var host: String { target.host }
     var description: String { address.description }
     private let backoff: GRPCClientConfiguration.Backoff
-    private let reachabilityChanged: (@Sendable (String, Bool, String?) -> Void)?
-    /// What `reachabilityChanged` was last told (nil: nothing yet).
+    private let events: (@Sendable (ChannelEvent) -> Void)?
+    /// Whether the address was last reported reachable (nil: nothing reported yet).
     private var reportedReachable: Bool?
     private(set) var connection: ClientConnection?
     private(set) var consecutiveFailures = 0
     private(set) var retryAt: UInt64 = 0
     private(set) var lastError: String?
+    private(set) var serving = Serving.unknown
+    /// A health check of this address is out.
+    var healthCheckInFlight = false
+    /// Left its target's addresses: out of rotation, its calls in flight finish.
+    private(set) var isRetired = false
 
-    init(address: SocketAddress, authority: String, backoff: GRPCClientConfiguration.Backoff,
-         reachabilityChanged: (@Sendable (String, Bool, String?) -> Void)? = nil) {
+    init(address: SocketAddress, target: ChannelTarget, backoff: GRPCClientConfiguration.Backoff,
+         events: (@Sendable (ChannelEvent) -> Void)? = nil) {
         self.address = address
-        self.authority = authority
-        host = (try? TargetResolver.split(authority).host) ?? authority
+        self.target = target
         self.backoff = backoff
-        self.reachabilityChanged = reachabilityChanged
+        self.events = events
     }
 
     var health: Health {
@@ -37,6 +54,13 @@ final class Endpoint: CustomStringConvertible {
         return .idle
     }
 
+    /// Whether round robin may pick it: not retired, and not reported unhealthy.
+    var isInRotation: Bool {
+        if isRetired { return false }
+        if case .notServing = serving { return false }
+        return true
+    }
+
     func adopt(_ connection: ClientConnection) { self.connection = connection }
 
     func connectionSucceeded() {
@@ -44,7 +68,7 @@ final class Endpoint: CustomStringConvertible {
         lastError = nil
         // Told only as the end of an unreachable spell: a first connection that works is
         // what everyone expects.
-        if reportedReachable == false { reachabilityChanged?(address.description, true, nil) }
+        if reportedReachable == false { events?(.reachable(address: description)) }
         reportedReachable = true
     }
 
@@ -52,7 +76,7 @@ final class Endpoint: CustomStringConvertible {
         if self.connection === connection { self.connection = nil }
         consecutiveFailures += 1
         lastError = message
-        if reportedReachable != false { reachabilityChanged?(address.description, false, message) }
+        if reportedReachable != false { events?(.unreachable(address: description, cause: message)) }
         reportedReachable = false
         retryAt = backoff.delay(afterFailures: consecutiveFailures).deadline(from: MonotonicClock.now())
     }
@@ -65,40 +89,28 @@ final class Endpoint: CustomStringConvertible {
     func connectionClosed(_ connection: ClientConnection) {
         if self.connection === connection { self.connection = nil }
     }
-}
 
-/// `host:port` targets, resolved to every address.
-enum TargetResolver {
-    /// Splits `host:port` or `[v6]:port`.
-    static func split(_ target: String) throws(RPCError) -> (host: String, port: Int) {
-        let host: Substring
-        let portText: Substring
-        if target.hasPrefix("[") {
-            guard let close = target.firstIndex(of: "]"), target[target.index(after: close)...].hasPrefix(":") else {
-                throw RPCError(code: .invalidArgument, message: "bad target \"\(target)\": expected [address]:port")
-            }
-            host = target[target.index(after: target.startIndex)..<close]
-            portText = target[target.index(close, offsetBy: 2)...]
-        } else {
-            guard let colon = target.lastIndex(of: ":") else {
-                throw RPCError(code: .invalidArgument, message: "bad target \"\(target)\": expected host:port")
-            }
-            host = target[..<colon]
-            portText = target[target.index(after: colon)...]
+    /// A health check's answer; a change is told once.
+    func healthChecked(_ now: Serving) {
+        guard now != serving else { return }
+        let was = serving
+        serving = now
+        switch now {
+        case .notServing(let status):
+            events?(.notServing(address: description, status: status))
+        case .serving, .noHealthService:
+            if case .notServing = was { events?(.serving(address: description)) }
+        case .unknown:
+            break
         }
-        guard !host.isEmpty, let port = Int(portText), (1...65535).contains(port) else {
-            throw RPCError(code: .invalidArgument, message: "bad target \"\(target)\": expected host:port with a port in 1...65535")
-        }
-        return (String(host), port)
     }
 
-    /// Every address `host` resolves to (a DNS name with many, a headless Service).
-    static func resolve(_ target: String) throws(RPCError) -> [SocketAddress] {
-        let (host, port) = try split(target)
-        do {
-            return try SocketAddress.resolve(host: host, port: port)
-        } catch {
-            throw RPCError(code: .unavailable, message: error.description)
-        }
+    /// The address left its target's resolution: no new calls; those in flight finish on
+    /// its connection, which then closes.
+    func retire() {
+        isRetired = true
+        let draining = connection
+        connection = nil
+        draining?.retire()
     }
 }

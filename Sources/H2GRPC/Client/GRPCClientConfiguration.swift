@@ -7,11 +7,22 @@ public struct GRPCClientConfiguration: Sendable {
     /// SETTINGS_INITIAL_WINDOW_SIZE, so large responses do not crawl.
     public var streamWindowSize = 8 * 1024 * 1024
     public var connectionWindowSize = 64 * 1024 * 1024
-    /// Called on the channel's loop when an address stops being reachable (its first
-    /// failed connection after a good one, or the first ever) and when it is reachable
-    /// again: once per change, not per call. Arguments: the address, whether it is
-    /// reachable now, and why not.
-    public var reachabilityChanged: (@Sendable (_ address: String, _ reachable: Bool, _ cause: String?) -> Void)?
+    /// Told on the channel's loop of what happens to its addresses, once per change, not
+    /// per call: an address unreachable (its first failed connection after a good one, or
+    /// the first ever) and reachable again, addresses a `dns:///` target gained or lost,
+    /// a resolution that failed, a health check that took an address out or put it back.
+    public var events: (@Sendable (ChannelEvent) -> Void)?
+    /// How often a `dns:///host:port` target is resolved again (grpc's dns resolver
+    /// re-resolves on connection failures only; Kubernetes clients want both). A failed
+    /// connection to one of its addresses resolves it again at once, but never more than
+    /// once per `minimumResolveSpacing`.
+    public var resolveInterval: Duration = .seconds(30)
+    public var minimumResolveSpacing: Duration = .seconds(1)
+    /// How often each address is asked grpc.health.v1's Check (service ""): NOT_SERVING
+    /// (or UNKNOWN, SERVICE_UNKNOWN) takes it out of the round robin until a Check says
+    /// SERVING; UNIMPLEMENTED means no health service, and the connection alone decides.
+    /// nil: no health checks.
+    public var healthCheckInterval: Duration?
     /// A connection attempt that takes longer fails (and backs off).
     public var connectTimeout: Duration = .seconds(5)
     /// Reconnection backoff after a failed connection (gRPC's connection-backoff.md
@@ -51,6 +62,22 @@ public struct GRPCClientConfiguration: Sendable {
             return max(.zero, min(delay, maximum) * (1 + jitter * random))
         }
     }
+}
+
+/// What `GRPCClientConfiguration.events` is told.
+public enum ChannelEvent: Sendable, Equatable {
+    case unreachable(address: String, cause: String)
+    case reachable(address: String)
+    /// A `dns:///` target resolved to a new address, which joins the round robin.
+    case added(address: String, target: String)
+    /// An address left a `dns:///` target's resolution: no new calls; those in flight finish.
+    case removed(address: String, target: String)
+    /// A `dns:///` target could not be resolved: its last addresses stay in use.
+    case resolutionFailed(target: String, cause: String)
+    /// The address's health check answered `status` (NOT_SERVING, …): out of rotation.
+    case notServing(address: String, status: String)
+    /// The address's health check says SERVING again (or has no health service): back in rotation.
+    case serving(address: String)
 }
 
 /// A successful call's answer.

@@ -175,7 +175,7 @@ final class EventLoop: @unchecked Sendable {  // safe: loop state is asserted on
                 handlers[fd]?.handleEvents(events[i].events)
             }
             runQueuedTasks()
-            timers.runExpired(now: MonotonicClock.now())
+            for task in timers.takeExpired(now: MonotonicClock.now()) { task() }
         }
         runQueuedTasks()
     }

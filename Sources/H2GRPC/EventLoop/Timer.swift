@@ -30,14 +30,19 @@ struct TimerHeap {
         return Int32(min((first.deadline - now + 999_999) / 1_000_000, 60_000))
     }
 
-    mutating func runExpired(now: UInt64) {
+    /// The tasks of every timer due by `now`, removed from the heap. The loop runs them
+    /// after this returns: a task that schedules a timer (a periodic one, again) must not
+    /// insert while the heap is being mutated (Swift's exclusivity rule traps).
+    mutating func takeExpired(now: UInt64) -> [() -> Void] {
+        var due: [() -> Void] = []
         while let first = entries.first, first.deadline <= now {
             removeFirst()
             if let task = first.handle.task {
                 first.handle.task = nil
-                task()
+                due.append(task)
             }
         }
+        return due
     }
 
     private mutating func removeFirst() {
