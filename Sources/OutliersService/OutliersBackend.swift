@@ -13,7 +13,7 @@ public final class OutliersBackend: Sendable {
     ]
 
     /// With `auth`, every pb.Outliers call needs its bearer token; health and
-    /// reflection stay open.
+    /// reflection stay open. With `logger` at debug level, every call is logged as it ends.
     public init(configuration: GRPCServerConfiguration, detector: OutlierDetector = OutlierDetector(),
                 auth: BearerTokenAuth? = nil, logger: Logger = Logger(label: "outliers.backend")) throws {
         health = HealthService(services: Self.serviceNames)
@@ -22,6 +22,8 @@ public final class OutliersBackend: Sendable {
         if let auth { handlers = auth.guarding(handlers, services: [DetectService.serviceName]) }
         handlers.merge(health.handlers) { first, _ in first }
         handlers.merge(reflection.handlers) { first, _ in first }
+        var configuration = configuration
+        if logger.logLevel <= .debug { configuration.callObservers.append(CallLog(logger: logger)) }
         server = GRPCServer(configuration: configuration, handlers: handlers, logger: logger)
     }
 

@@ -7,8 +7,11 @@ public struct GatewayConfiguration: Sendable {
     public var host = "127.0.0.1"
     /// 0 picks a free port (see `RESTGateway.port`).
     public var port = 8080
-    /// Backends, `host:port` each; a name resolving to many addresses is balanced over.
+    /// Backends, `host:port` or `dns:///host:port` each; a name resolving to many
+    /// addresses is balanced over.
     public var backends = ["127.0.0.1:9999"]
+    /// More families for /metrics, after the gateway's own (`serve`: its backend's).
+    public var additionalMetrics: (@Sendable () -> [UInt8])?
     /// libmicrohttpd's worker threads (an epoll loop each).
     public var threads = CoreCount.available
     /// The deadline of a call without a `Grpc-Timeout` header.

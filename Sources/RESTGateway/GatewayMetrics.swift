@@ -16,12 +16,7 @@ final class GatewayMetrics: Sendable {
     private let overload = Mutex<[String: CoreMetrics.Counter]>([:])
 
     init() {
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.defaultDurationHistogramBuckets = [
-            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
-            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
-            .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
-        ]
+        let factory = PrometheusText.factory(for: registry)
         self.factory = factory
         inFlight = Meter(label: "outliers_gateway_requests_in_flight", dimensions: [], factory: factory)
     }
@@ -78,22 +73,6 @@ final class GatewayMetrics: Sendable {
         "outliers_gateway_upstream_errors_total": "Backend calls that failed, by gRPC status code.",
     ]
 
-    /// The Prometheus text exposition, with a `# HELP` line before each family's
-    /// `# TYPE` (swift-metrics' factory gives swift-prometheus no help texts).
-    func exposition() -> [UInt8] {
-        var buffer: [UInt8] = []
-        registry.emit(into: &buffer)
-        var output: [UInt8] = []
-        output.reserveCapacity(buffer.count + 512)
-        for line in buffer.split(separator: 0x0A, omittingEmptySubsequences: false) {
-            if line.starts(with: "# TYPE ".utf8) {
-                let name = String(decoding: line.dropFirst(7).prefix { $0 != 0x20 }, as: UTF8.self)
-                output.append(contentsOf: "# HELP \(name) \(Self.help[name] ?? name)\n".utf8)
-            }
-            output.append(contentsOf: line)
-            output.append(0x0A)
-        }
-        output.removeLast()  // the split's last piece had no line break after it
-        return output
-    }
+    /// The Prometheus text exposition, with a `# HELP` line before each family.
+    func exposition() -> [UInt8] { PrometheusText.exposition(of: registry, help: Self.help) }
 }

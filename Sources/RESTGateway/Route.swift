@@ -146,7 +146,12 @@ extension Gateway {
         case .detect?, .grpcDetect?: detect(state, connection: connection)
         case .healthz?: healthz(state, connection: connection)
         case .metrics?:
-            state.response = HTTPResponse(status: 200, body: metrics.exposition(),
+            var body = metrics.exposition()
+            if let more = configuration.additionalMetrics?(), !more.isEmpty {
+                body.append(0x0A)
+                body += more
+            }
+            state.response = HTTPResponse(status: 200, body: body,
                                           contentType: "text/plain; version=0.0.4; charset=utf-8")
         case .openAPI?:
             state.response = HTTPResponse(status: 200, body: Array(OpenAPISpec.yaml.utf8), contentType: "application/yaml")

@@ -27,6 +27,9 @@ struct BackendCommand: ParsableCommand {
     @Option(help: "Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.")
     var maxMessageBytes = 4 * 1024 * 1024
 
+    @Option(help: "Serve the backend's gRPC metrics (calls by method and code, latency, in flight, connections) as Prometheus text on GET /metrics at this port of --host; none unless given.")
+    var metricsPort: Int?
+
     @OptionGroup(title: "TLS") var tls: ServerTLSOptions
     @OptionGroup(title: "TLS") var handshake: TLSHandshakeOptions
     @OptionGroup var authToken: AuthTokenOptions
@@ -35,6 +38,9 @@ struct BackendCommand: ParsableCommand {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, not \(port)") }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be 1...1024, not \(threads)") }
+        if let metricsPort, !(0...65535).contains(metricsPort) {
+            throw ValidationError("--metrics-port must be 0...65535, not \(metricsPort)")
+        }
         try validateMaxMessageBytes(maxMessageBytes)
     }
 
@@ -46,23 +52,39 @@ struct BackendCommand: ParsableCommand {
         raiseOpenFileLimit(logger: logger)
         let auth = try authToken.auth()
         let credentials = try loadServerCredentials(tls, logger: logger)
+        let metrics = metricsPort.map { _ in BackendMetrics() }
         let backend = try startBackend(host: host, port: port, threads: threads, maxMessageBytes: maxMessageBytes,
-                                       auth: auth, tls: credentials, handshakeTimeout: handshake.tlsHandshakeTimeout, logger: logger)
+                                       auth: auth, tls: credentials, handshakeTimeout: handshake.tlsHandshakeTimeout,
+                                       observers: metrics.map { [$0] } ?? [], logger: logger)
+        var endpoint: MetricsEndpoint?
+        if let metrics, let metricsPort {
+            do {
+                endpoint = try MetricsEndpoint(host: host, port: metricsPort) { metrics.exposition() }
+            } catch {
+                logger.error("cannot serve the metrics", metadata: ["cause": "\(error)"])
+                backend.shutdown()
+                throw ExitCode.failure
+            }
+        }
         logger.info("outliers backend listening", metadata: [
             "addresses": "\(backend.server.boundAddresses.joined(separator: ", "))",
             "threads": "\(threads)", "max-message-bytes": "\(maxMessageBytes)",
-            "auth": "\(auth == nil ? "none" : "bearer token")", "tls": "\(credentials == nil ? "off" : "on")"])
+            "auth": "\(auth == nil ? "none" : "bearer token")", "tls": "\(credentials == nil ? "off" : "on")",
+            "metrics": "\(endpoint.map { "http://\($0.address)/metrics" } ?? "off")"])
         let signal = SignalWaiter.waitForTermination { reloadCertificates(credentials.map { [$0.reload] } ?? [], logger: logger) }
         logger.info("stopping: draining calls in flight", metadata: ["signal": "\(signal)"])
         backend.shutdown()
+        withExtendedLifetime(endpoint) {}
         logger.info("outliers backend stopped")
     }
 }
 
 /// Starts the bundled backend, or logs why not and exits 1 (`backend` and `serve`).
 func startBackend(host: String, port: Int, threads: Int, maxMessageBytes: Int, auth: BearerTokenAuth?,
-                  tls: TLSServerCredentials?, handshakeTimeout: DurationArgument, logger: Logger) throws -> OutliersBackend {
+                  tls: TLSServerCredentials?, handshakeTimeout: DurationArgument, observers: [any ServerCallObserver] = [],
+                  logger: Logger) throws -> OutliersBackend {
     var configuration = GRPCServerConfiguration()
+    configuration.callObservers = observers
     configuration.tls = tls
     configuration.tlsHandshakeTimeout = .nanoseconds(handshakeTimeout.nanoseconds)
     configuration.host = host

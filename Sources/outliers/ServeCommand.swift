@@ -54,9 +54,12 @@ struct ServeCommand: ParsableCommand {
         // gateway's hop presents.
         let credentials = try loadServerCredentials(tls, trustingOwnCertificate: true, logger: logger)
         let https = try loadHTTPSCredentials(tls, logger: logger)
+        // The backend's gRPC metrics join the gateway's on /metrics.
+        let backendMetrics = BackendMetrics()
         let backend = try startBackend(host: host, port: grpcPort, threads: gateway.threads,
                                        maxMessageBytes: messageLimit, auth: try authToken.auth(), tls: credentials,
-                                       handshakeTimeout: handshake.tlsHandshakeTimeout, logger: logger)
+                                       handshakeTimeout: handshake.tlsHandshakeTimeout, observers: [backendMetrics],
+                                       logger: logger)
         // The gateway's hop trusts exactly the backend's own certificate (and presents it
         // when the backend requires client certificates).
         let pinned: TLSClientCredentials?
@@ -79,6 +82,7 @@ struct ServeCommand: ParsableCommand {
             configuration.client.maximumReceiveMessageLength = max(configuration.client.maximumReceiveMessageLength, messageLimit)
             configuration.client.tls = pinned
             configuration.tls = https
+            configuration.additionalMetrics = { backendMetrics.exposition() }
             server = try Gateway(configuration: configuration, logger: logger)
             try server.start()
         } catch {

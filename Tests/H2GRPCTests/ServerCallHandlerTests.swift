@@ -41,10 +41,12 @@ private struct Harness {
     let loop: EventLoop
     let handler: ServerCallHandler
 
-    init() throws {
+    init(observers: [any ServerCallObserver] = []) throws {
         loop = try EventLoop(name: "test")  // never started: these calls run inline
+        var configuration = GRPCServerConfiguration()
+        configuration.callObservers = observers
         handler = ServerCallHandler(sink: sink, handlers: ["/test.Echo/Echo": .unary { request, _ in request }],
-                                    configuration: GRPCServerConfiguration(), loop: loop)
+                                    configuration: configuration, loop: loop, peer: "192.0.2.1:5000")
     }
 
     /// A request's HEADERS frame on `stream`, complete.
@@ -154,4 +156,35 @@ func malformedGRPCTimeoutIsInternal(timeout: String) throws {
     MessageFramer.frame([1]).withUnsafeBytes { harness.handler.dataReceived(on: 1, $0) }
     harness.handler.requestEnded(on: 1)
     #expect(harness.sink.responses.count == 1)
+}
+
+/// What metrics and the call log hear: each call's start, then its end once, with the
+/// status it got (CANCELLED when it ended without one) and its message sizes.
+@Test func observersHearEveryCallStartAndEndOnce() throws {
+    final class Recorder: ServerCallObserver, @unchecked Sendable {  // the harness runs on one thread
+        var starts: [ServerCallStart] = []
+        var ends: [ServerCallEnd] = []
+        func callStarted(_ call: ServerCallStart) { starts.append(call) }
+        func callEnded(_ call: ServerCallEnd) { ends.append(call) }
+    }
+    let recorder = Recorder()
+    let harness = try Harness(observers: [recorder])
+    // 1: answered OK.
+    harness.headers(grpcRequest, on: 1)
+    MessageFramer.frame([1, 2, 3]).withUnsafeBytes { harness.handler.dataReceived(on: 1, $0) }
+    harness.handler.requestEnded(on: 1)
+    var body = [UInt8](repeating: 0, count: 64)
+    _ = body.withUnsafeMutableBytes { harness.handler.readBody(on: 1, into: $0) }
+    // 3: no such method; 5: the client resets it before it is answered.
+    harness.headers(replacing(":path", with: "/test.Echo/Missing"), on: 3)
+    harness.headers(grpcRequest, on: 5)
+    harness.handler.streamClosed(5)
+    // Stream 1 closing after its trailers is no second end.
+    harness.handler.streamClosed(1)
+    #expect(recorder.starts.map(\.path) == ["/test.Echo/Echo", "/test.Echo/Missing", "/test.Echo/Echo"])
+    #expect(recorder.starts.map(\.isRegistered) == [true, false, true])
+    #expect(recorder.ends.map(\.status.code) == [.ok, .unimplemented, .cancelled])
+    #expect(recorder.ends.map(\.path) == ["/test.Echo/Echo", "/test.Echo/Missing", "/test.Echo/Echo"])
+    #expect(recorder.ends[0].requestBytes == 3 && recorder.ends[0].responseBytes == 3)
+    #expect(recorder.ends.allSatisfy { $0.peer == "192.0.2.1:5000" })
 }

@@ -122,6 +122,7 @@ def test_every_metrics_family_has_help(rest):
     types = [line.split()[2] for line in lines if line.startswith("# TYPE ")]
     helps = {line.split()[2]: line.split(" ", 3)[3] for line in lines if line.startswith("# HELP ")}
     assert len(types) >= 3 and set(types) == set(helps), (types, helps)
+    assert "outliers_backend_calls_total" in types and "outliers_gateway_requests_total" in types, types
     for name in types:
         assert helps[name] and helps[name] != name, (name, helps[name])
     # HELP comes right before its TYPE, as Prometheus writes it.
@@ -253,3 +254,101 @@ def test_a_backend_going_away_and_back_is_logged_once_each(procs):
     assert [c["message"] for c in changes] == ["backend unreachable", "backend reachable again"], changes
     assert changes[0]["backend"] == f"127.0.0.1:{port}" and changes[0]["level"] == "warning"
     assert "refused" in changes[0]["cause"].lower(), changes[0]
+
+
+# ----------------------------------------------------------------------------- the backend's metrics and call log
+
+import grpc
+
+from conftest import REPO
+
+
+def samples(text):
+    """{(family, frozenset(labels)): value} of a Prometheus text exposition."""
+    import re
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$', line)
+        assert m, f"not a sample line: {line!r}"
+        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+DETECT = frozenset({("method", "/pb.Outliers/Detect"), ("grpc_code", "OK")})
+
+
+def test_backend_metrics_port_counts_calls_by_method_and_code(procs, pb):
+    metrics_port = free_port()
+    backend = procs.backend(None, "--metrics-port", metrics_port)
+    url = f"http://127.0.0.1:{metrics_port}"
+    with grpc.insecure_channel(backend.address) as channel:
+        stub = pb.OutliersStub(channel)
+        for _ in range(3):
+            stub.Detect(pb.OutliersRequest(metrics=[pb.Metric(value=v) for v in (1, 2, 100, 1, 3, 200, 1)]), timeout=T)
+        try:
+            stub.Detect(pb.OutliersRequest(metrics=[pb.Metric(value=float("nan"))]), timeout=T)
+            raise AssertionError("NaN was accepted")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+        for path in ("/pb.Outliers/Nope", "/random/path/1", "/random/path/2"):
+            try:
+                channel.unary_unary(path)(b"", timeout=T)
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.UNIMPLEMENTED
+    text = requests.get(url + "/metrics", timeout=T).text
+    got = samples(text)
+    assert got[("outliers_backend_calls_total", DETECT)] == 3, text
+    assert got[("outliers_backend_calls_total", frozenset({("method", "/pb.Outliers/Detect"),
+                                                           ("grpc_code", "INVALID_ARGUMENT")}))] == 1, text
+    # Paths without a handler share one label value: clients cannot grow the series.
+    assert got[("outliers_backend_calls_total", frozenset({("method", "unknown"), ("grpc_code", "UNIMPLEMENTED")}))] == 3
+    assert not any("/random" in str(labels) or "Nope" in str(labels) for _, labels in got), text
+    detect = frozenset({("method", "/pb.Outliers/Detect")})
+    assert got[("outliers_backend_call_duration_seconds_count", detect)] == 4, text
+    assert got[("outliers_backend_call_duration_seconds_bucket", detect | {("le", "+Inf")})] == 4
+    assert 0 < got[("outliers_backend_call_duration_seconds_sum", detect)] < 4
+    assert got[("outliers_backend_calls_in_flight", frozenset())] == 0
+    assert got[("outliers_backend_connections_total", frozenset())] >= 1
+    # Every family has its HELP; other paths and methods are refused in JSON.
+    families = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert {line.split()[2] for line in text.splitlines() if line.startswith("# HELP ")} == set(families)
+    assert len(families) == 5, families
+    other = requests.get(url + "/detect", timeout=T)
+    assert other.status_code == 404 and other.json()["code"] == 5, other.text
+    post = requests.post(url + "/metrics", data=b"x", timeout=T)
+    assert post.status_code == 405 and post.headers["Allow"] == "GET, HEAD", post.text
+
+
+def test_serve_shows_the_backends_metrics_beside_the_gateways(procs):
+    served = procs.serve()
+    assert requests.post(served.url + "/detect", data=b"[1,2,100,1,3,200,1]", timeout=T).status_code == 200
+    assert requests.get(served.url + "/healthz", timeout=T).status_code == 200
+    got = samples(requests.get(served.url + "/metrics", timeout=T).text)
+    assert got[("outliers_backend_calls_total", DETECT)] == 1
+    assert got[("outliers_backend_calls_total", frozenset({("method", "/grpc.health.v1.Health/Check"),
+                                                           ("grpc_code", "OK")}))] >= 1
+    assert got[("outliers_gateway_requests_total", frozenset({("route", "/detect"), ("code", "200")}))] == 1
+
+
+def test_the_backends_call_log_is_at_debug(procs, pb):
+    quiet = procs.backend(None)
+    chatty = procs.backend(None, "--log-level", "debug", "--log-format", "json")
+    for backend in (quiet, chatty):
+        with grpc.insecure_channel(backend.address) as channel:
+            pb.OutliersStub(channel).Detect(pb.OutliersRequest(metrics=[pb.Metric(value=1)]), timeout=T)
+            try:
+                channel.unary_unary("/pb.Outliers/Nope")(b"", timeout=T)
+            except grpc.RpcError:
+                pass
+    time.sleep(0.2)
+    assert '"call"' not in quiet.log_tail(1 << 20) and " call" not in quiet.log_tail(1 << 20)
+    lines = [json.loads(line) for line in chatty.log_tail(1 << 20).splitlines() if line.startswith("{")]
+    calls = [line for line in lines if line["message"] == "call"]
+    assert len(calls) == 2, lines
+    ok, missing = calls
+    assert ok["level"] == "debug" and ok["method"] == "/pb.Outliers/Detect" and ok["grpc_code"] == "OK", ok
+    assert float(ok["duration_ms"]) >= 0 and int(ok["request_bytes"]) == len(pb.OutliersRequest(metrics=[pb.Metric(value=1)]).SerializeToString()) and ok["peer"].startswith("127.0.0.1:"), ok
+    assert missing["grpc_code"] == "UNIMPLEMENTED" and "Nope" in missing["grpc_message"], missing

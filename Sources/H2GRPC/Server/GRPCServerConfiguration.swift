@@ -29,5 +29,8 @@ public struct GRPCServerConfiguration: Sendable {
     /// socket for this long, never a thread).
     public var tlsHandshakeTimeout: Duration = .seconds(10)
 
+    /// Told of every connection and call, on the connection's loop (metrics, per-call logs).
+    public var callObservers: [any ServerCallObserver] = []
+
     public init() {}
 }

@@ -15,13 +15,17 @@ final class ServerCallHandler {
     /// The connection's loop: large unary requests are handled on a worker and come back here.
     let loop: EventLoop
     private var streams: [Int32: ServerStream] = [:]
+    /// The client's address, for observers.
+    private let peer: String
 
     /// After our answer, request bytes we read and drop before asking the client to stop
     /// (see `discard`): a short tail is still checked by nghttp2, a real body is stopped.
     static let discardLimit = 64 * 1024
 
-    init(sink: any ServerStreamSink, handlers: [String: RPCHandler], configuration: GRPCServerConfiguration, loop: EventLoop) {
+    init(sink: any ServerStreamSink, handlers: [String: RPCHandler], configuration: GRPCServerConfiguration, loop: EventLoop,
+         peer: String = "") {
         self.sink = sink
+        self.peer = peer
         self.handlers = handlers
         self.configuration = configuration
         self.loop = loop
@@ -76,6 +80,7 @@ final class ServerCallHandler {
     /// The request headers are complete: route the call or refuse it at once.
     func requestHeadersReceived(on id: Int32) {
         guard let stream = streams[id] else { return }
+        observeStart(stream)
         if let encoding = stream.messageEncoding, let coding = ZlibCoding(name: encoding),
            let accepted = stream.acceptEncoding,
            accepted.split(separator: ",").contains(where: { ZlibCoding(name: $0.trimmingCharacters(in: .whitespaces)) == coding }) {
@@ -138,6 +143,7 @@ final class ServerCallHandler {
             try stream.deframer.append(bytes)
             while let message = try stream.deframer.next() {
                 stream.messageCount += 1
+                stream.requestBytes += message.count
                 switch stream.handler {
                 case .unary:
                     guard stream.messageCount == 1 else {
@@ -239,6 +245,7 @@ final class ServerCallHandler {
         }
         stream.phase = .done
         stream.deadlineTimer?.cancel()
+        observeEnd(stream, status)
         var headers = HeaderBlock()
         headers.add(":status", String(httpStatus))
         headers.add("content-type", "application/grpc")
@@ -252,6 +259,7 @@ final class ServerCallHandler {
     /// Queues one response message; the response headers go out with the first.
     func send(_ message: [UInt8], on stream: ServerStream) {
         guard !stream.closed, stream.phase != .done, stream.finalStatus == nil else { return }
+        stream.responseBytes += message.count
         if let coding = stream.responseCoding {
             MessageFramer.appendFrame(Zlib.compress(message, as: coding), compressed: true, to: &stream.outbound)
         } else {
@@ -320,6 +328,7 @@ final class ServerCallHandler {
         }
         if !stream.hasOutbound, let status = stream.finalStatus {
             stream.phase = .done
+            observeEnd(stream, status)
             var trailers = HeaderBlock()
             trailers.addStatus(status)
             sink?.submitTrailers(on: stream.id, trailers)
@@ -367,11 +376,33 @@ final class ServerCallHandler {
     }
 
     private func streamEnded(_ stream: ServerStream, cancelled: Bool) {
+        if cancelled { observeEnd(stream, Status(code: .cancelled, message: "the client reset the stream or went away")) }
         stream.closed = true
         stream.deadlineTimer?.cancel()
         if cancelled { stream.observer?.cancelled() }
         stream.observer = nil
         stream.outbound = []
         stream.requestMessage = nil
+    }
+
+    // MARK: Observers
+
+    private func observeStart(_ stream: ServerStream) {
+        stream.startedAt = MonotonicClock.now()
+        stream.isRegistered = handlers[stream.path] != nil
+        guard !configuration.callObservers.isEmpty else { return }
+        let start = ServerCallStart(path: stream.path, isRegistered: stream.isRegistered, peer: peer)
+        for observer in configuration.callObservers { observer.callStarted(start) }
+    }
+
+    /// Once per call that `observeStart` saw: its status, or CANCELLED when it ended without one.
+    private func observeEnd(_ stream: ServerStream, _ status: Status) {
+        guard stream.startedAt != 0, !stream.endObserved else { return }
+        stream.endObserved = true
+        guard !configuration.callObservers.isEmpty else { return }
+        let end = ServerCallEnd(path: stream.path, isRegistered: stream.isRegistered, peer: peer, status: status,
+                                nanoseconds: MonotonicClock.now() &- stream.startedAt,
+                                requestBytes: stream.requestBytes, responseBytes: stream.responseBytes)
+        for observer in configuration.callObservers { observer.callEnded(end) }
     }
 }

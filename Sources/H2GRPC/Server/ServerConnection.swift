@@ -6,7 +6,10 @@ import CNGHTTP2
 /// keeps what belongs to the connection (GOAWAY, the client's stream ids).
 final class ServerConnection: HTTP2Connection, ServerStreamSink {
     private let core: ServerCore
-    private lazy var calls = ServerCallHandler(sink: self, handlers: core.handlers, configuration: core.configuration, loop: loop)
+    private lazy var calls = ServerCallHandler(sink: self, handlers: core.handlers, configuration: core.configuration, loop: loop,
+                                               peer: peer)
+    /// Observers were told it opened (and so are told it closed).
+    private var observedOpen = false
     private var isDraining = false
     /// The last stream id of our GOAWAY: nghttp2 ignores the client's streams above it.
     private var goawayLastStreamID: Int32 = .max
@@ -27,6 +30,8 @@ final class ServerConnection: HTTP2Connection, ServerStreamSink {
             (NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, UInt32(configuration.streamWindowSize)),
             (NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, UInt32(configuration.maximumHeaderListSize)),
         ], connectionWindow: configuration.connectionWindowSize, handshakeTimeout: configuration.tlsHandshakeTimeout)
+        observedOpen = true
+        for observer in configuration.callObservers { observer.connectionOpened(peer: peer) }
     }
 
     /// A client that cannot complete TLS (no h2, an untrusted certificate, cleartext on
@@ -43,6 +48,9 @@ final class ServerConnection: HTTP2Connection, ServerStreamSink {
     /// Ends every call on the closed socket: observers hear `cancelled`.
     override func didClose() {
         calls.connectionClosed()
+        if observedOpen {
+            for observer in core.configuration.callObservers { observer.connectionClosed(peer: peer) }
+        }
         core.connectionClosed(self)
     }
 

@@ -54,6 +54,13 @@ final class ServerStream {
     /// We asked the client to stop sending: RST_STREAM(NO_ERROR).
     var stopRequested = false
     var closed = false
+    // What `ServerCallObserver`s were told.
+    /// When the request headers arrived (monotonic ns); 0 until they did.
+    var startedAt: UInt64 = 0
+    var isRegistered = false
+    var endObserved = false
+    var requestBytes = 0
+    var responseBytes = 0
 
     init(id: Int32, maximumMessageLength: Int) {
         self.id = id
