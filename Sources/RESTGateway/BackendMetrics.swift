@@ -1,7 +1,6 @@
 import CoreMetrics
 import H2GRPC
 import Prometheus
-import Synchronization
 
 /// The backend's gRPC metrics, told by its server (a `ServerCallObserver`): calls by
 /// method and code, their latency, calls in flight, connections. Served on the
@@ -14,8 +13,8 @@ public final class BackendMetrics: ServerCallObserver {
     private let inFlight: Meter
     private let connectionsOpen: Meter
     private let connectionsAccepted: CoreMetrics.Counter
-    private let calls = Mutex<[String: CoreMetrics.Counter]>([:])
-    private let durations = Mutex<[String: CoreMetrics.Timer]>([:])
+    private let calls = LabeledMetrics<String, CoreMetrics.Counter>()
+    private let durations = LabeledMetrics<String, CoreMetrics.Timer>()
 
     public init() {
         factory = PrometheusText.factory(for: registry)
@@ -31,24 +30,13 @@ public final class BackendMetrics: ServerCallObserver {
     public func callEnded(_ call: ServerCallEnd) {
         inFlight.decrement()
         let method = call.isRegistered ? call.path : "unknown"
-        let key = "\(method) \(call.status.code.rawValue)"
-        let counter = calls.withLock { calls in
-            if let counter = calls[key] { return counter }
-            let counter = CoreMetrics.Counter(label: "outliers_backend_calls_total",
-                                              dimensions: [("method", method), ("grpc_code", call.status.code.description)],
-                                              factory: factory)
-            calls[key] = counter
-            return counter
-        }
-        counter.increment()
-        let timer = durations.withLock { durations in
-            if let timer = durations[method] { return timer }
-            let timer = CoreMetrics.Timer(label: "outliers_backend_call_duration_seconds", dimensions: [("method", method)],
-                                          factory: factory)
-            durations[method] = timer
-            return timer
-        }
-        timer.recordNanoseconds(Int64(clamping: call.nanoseconds))
+        calls.metric(for: "\(method) \(call.status.code.rawValue)") {
+            CoreMetrics.Counter(label: "outliers_backend_calls_total",
+                                dimensions: [("method", method), ("grpc_code", call.status.code.description)], factory: factory)
+        }.increment()
+        durations.metric(for: method) {
+            CoreMetrics.Timer(label: "outliers_backend_call_duration_seconds", dimensions: [("method", method)], factory: factory)
+        }.recordNanoseconds(Int64(clamping: call.nanoseconds))
     }
 
     public func connectionOpened(peer: String) {
