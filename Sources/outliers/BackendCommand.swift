@@ -30,6 +30,7 @@ struct BackendCommand: ParsableCommand {
     @Option(help: "Serve the backend's gRPC metrics (calls by method and code, latency, in flight, connections) as Prometheus text on GET /metrics at this port of --host; none unless given.")
     var metricsPort: Int?
 
+    @OptionGroup(title: "Connections") var connections: ServerConnectionOptions
     @OptionGroup(title: "TLS") var tls: ServerTLSOptions
     @OptionGroup(title: "TLS") var handshake: TLSHandshakeOptions
     @OptionGroup var authToken: AuthTokenOptions
@@ -55,7 +56,7 @@ struct BackendCommand: ParsableCommand {
         let metrics = metricsPort.map { _ in BackendMetrics() }
         let backend = try startBackend(host: host, port: port, threads: threads, maxMessageBytes: maxMessageBytes,
                                        auth: auth, tls: credentials, handshakeTimeout: handshake.tlsHandshakeTimeout,
-                                       observers: metrics.map { [$0] } ?? [], logger: logger)
+                                       connections: connections, observers: metrics.map { [$0] } ?? [], logger: logger)
         var endpoint: MetricsEndpoint?
         if let metrics, let metricsPort {
             do {
@@ -81,9 +82,10 @@ struct BackendCommand: ParsableCommand {
 
 /// Starts the bundled backend, or logs why not and exits 1 (`backend` and `serve`).
 func startBackend(host: String, port: Int, threads: Int, maxMessageBytes: Int, auth: BearerTokenAuth?,
-                  tls: TLSServerCredentials?, handshakeTimeout: DurationArgument, observers: [any ServerCallObserver] = [],
-                  logger: Logger) throws -> OutliersBackend {
+                  tls: TLSServerCredentials?, handshakeTimeout: DurationArgument, connections: ServerConnectionOptions,
+                  observers: [any ServerCallObserver] = [], logger: Logger) throws -> OutliersBackend {
     var configuration = GRPCServerConfiguration()
+    connections.apply(to: &configuration)
     configuration.callObservers = observers
     configuration.tls = tls
     configuration.tlsHandshakeTimeout = .nanoseconds(handshakeTimeout.nanoseconds)

@@ -48,6 +48,12 @@ struct GatewayOptions: ParsableArguments {
     @Option(help: "On SIGTERM, answer /healthz 503 at once and keep serving this long before draining, e.g. 5s, so that load balancers stop sending first (default: none).")
     var drainDelay: DurationArgument?
 
+    @Option(help: "HTTP/2 keepalive to the backends: a connection with calls out that has heard nothing for this long sends a PING, and one not answered within --keepalive-timeout is dropped (its calls fail at once, new ones go elsewhere); off for none.")
+    var keepalive: DurationOrOff = .duration(DurationArgument(argument: "30s")!)
+
+    @Option(help: "How long a keepalive PING may go unanswered.")
+    var keepaliveTimeout = DurationArgument(argument: "10s")!
+
     @Flag(name: .customLong("no-ui"), help: "Do not serve the web page at / (and its /ui/ files): 404 there.")
     var noUI = false
 
@@ -92,6 +98,8 @@ struct GatewayOptions: ParsableArguments {
         configuration.accessLog = accessLog == .on
         configuration.maximumRequestsInFlight = maxInFlight
         configuration.maximumBufferedBodyBytes = maxBufferedBytes
+        configuration.client.keepaliveInterval = keepalive.duration.map { .nanoseconds($0.nanoseconds) }
+        configuration.client.keepaliveTimeout = .nanoseconds(keepaliveTimeout.nanoseconds)
         return configuration
     }
 }

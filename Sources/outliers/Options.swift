@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import H2GRPC
 import Logging
 import OutliersService
 import ZlibCompression
@@ -67,6 +68,52 @@ struct DurationArgument: ExpressibleByArgument, Sendable, CustomStringConvertibl
     }
 
     static var defaultCompletionKind: CompletionKind { .default }
+}
+
+/// A duration, or `off` (`--keepalive off`).
+enum DurationOrOff: ExpressibleByArgument, Sendable, CustomStringConvertible {
+    case off
+    case duration(DurationArgument)
+
+    init?(argument: String) {
+        if argument == "off" {
+            self = .off
+        } else if let duration = DurationArgument(argument: argument) {
+            self = .duration(duration)
+        } else {
+            return nil
+        }
+    }
+
+    var duration: DurationArgument? {
+        if case .duration(let duration) = self { return duration }
+        return nil
+    }
+
+    var description: String { duration?.description ?? "off" }
+}
+
+/// How the gRPC server treats its connections (`backend` and `serve`): their age and
+/// the clients' keepalive pings, with grpc-go's names and defaults.
+struct ServerConnectionOptions: ParsableArguments {
+    @Option(help: "Ask a client connection older than this (±10 %) to go: GOAWAY, its calls finish, then it closes, so that long-lived clients reconnect and rebalance onto new servers (default: never).")
+    var maxConnectionAge: DurationArgument?
+
+    @Option(help: "After --max-connection-age's GOAWAY, cut off calls still open this long (default: wait for them).")
+    var maxConnectionAgeGrace: DurationArgument?
+
+    @Option(help: "A client that pings more often than this while calls are open (three times, data from the server forgiving) gets GOAWAY ENHANCE_YOUR_CALM and is dropped.")
+    var keepaliveMinInterval = DurationArgument(argument: "5m")!
+
+    @Option(help: "Whether clients may ping while no call is open (on or off); when off, such pings count against them.")
+    var keepalivePermitWithoutCalls = Switch.off
+
+    func apply(to configuration: inout GRPCServerConfiguration) {
+        configuration.maximumConnectionAge = maxConnectionAge.map { .nanoseconds($0.nanoseconds) }
+        configuration.maximumConnectionAgeGrace = maxConnectionAgeGrace.map { .nanoseconds($0.nanoseconds) }
+        configuration.keepalivePolicy.minimumInterval = .nanoseconds(keepaliveMinInterval.nanoseconds)
+        configuration.keepalivePolicy.permitWithoutCalls = keepalivePermitWithoutCalls == .on
+    }
 }
 
 /// `--auth-token-file FILE`, or the environment variable `OUTLIERS_AUTH_TOKEN`: the

@@ -32,6 +32,7 @@ struct ServeCommand: ParsableCommand {
     }
 
     @OptionGroup var gateway: GatewayOptions
+    @OptionGroup(title: "The backend's connections") var connections: ServerConnectionOptions
     @OptionGroup(title: "TLS (both hops: HTTPS on the gateway, gRPC over TLS to the backend)") var tls: ServerTLSOptions
     @OptionGroup(title: "TLS (both hops: HTTPS on the gateway, gRPC over TLS to the backend)") var handshake: TLSHandshakeOptions
     @OptionGroup(title: "Authentication (the backend requires the token; the gateway forwards clients' Authorization)")
@@ -58,7 +59,8 @@ struct ServeCommand: ParsableCommand {
         let backendMetrics = BackendMetrics()
         let backend = try startBackend(host: host, port: grpcPort, threads: gateway.threads,
                                        maxMessageBytes: messageLimit, auth: try authToken.auth(), tls: credentials,
-                                       handshakeTimeout: handshake.tlsHandshakeTimeout, observers: [backendMetrics],
+                                       handshakeTimeout: handshake.tlsHandshakeTimeout, connections: connections,
+                                       observers: [backendMetrics],
                                        logger: logger)
         // The gateway's hop trusts exactly the backend's own certificate (and presents it
         // when the backend requires client certificates).

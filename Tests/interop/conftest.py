@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -391,3 +392,49 @@ def http_exchange(port, method, path, headers=(), body=None, conn=None, timeout=
     resp = conn.getresponse()
     data = resp.read()
     return resp.status, [(k.lower(), v) for k, v in resp.getheaders()], data, conn
+
+
+class PostLoad:
+    """Clients posting `body` to a gateway's /detect without pause, each on its own
+    keep-alive connection, until stop(). Each request's (start, end, status, detail)
+    is kept: status None and the exception as detail for a connection error, the
+    body's start as detail for a status other than 200."""
+
+    def __init__(self, gateway, clients=4, body=b"[1,2,100,1,3,200,1]"):
+        import http.client
+        self._http = http.client
+        self.gateway, self.body = gateway, body
+        self.results = []
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+        for t in self.threads:
+            t.start()
+
+    def _connection(self):
+        return self._http.HTTPConnection("127.0.0.1", self.gateway.port, timeout=30)
+
+    def _run(self):
+        conn = self._connection()
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            try:
+                conn.request("POST", "/detect", body=self.body)
+                response = conn.getresponse()
+                payload = response.read()
+                status, detail = response.status, (None if response.status == 200 else payload[:200])
+            except (OSError, self._http.HTTPException) as e:
+                status, detail = None, repr(e)
+                conn.close()
+                conn = self._connection()
+            self.results.append((started, time.monotonic(), status, detail))
+        conn.close()
+
+    @property
+    def failures(self):
+        return [(status, detail) for _, _, status, detail in self.results if status != 200]
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=40)
+        assert not any(t.is_alive() for t in self.threads), "a client hung"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, HTTPProcess, Server, free_port, record_measurement, require_binary
+from conftest import HTTPProcess, PostLoad, Server, free_port, record_measurement, require_binary
 
 NAME = "backends.test"
 HERE = Path(__file__).parent
@@ -61,41 +61,6 @@ def calls(backend):
     return backend.log_tail(1 << 22).count("detect call")
 
 
-class Load:
-    """Clients posting to the gateway without pause, each on its own keep-alive
-    connection; every answer's status (or the exception) is kept."""
-
-    def __init__(self, gateway, clients=4, body=b"[1,2,100,1,3,200,1]"):
-        self.gateway, self.body = gateway, body
-        self.statuses, self.errors = [], []
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
-        for t in self.threads:
-            t.start()
-
-    def run(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.gateway.port, timeout=10)
-        while not self.stopping.is_set():
-            try:
-                conn.request("POST", "/detect", body=self.body)
-                response = conn.getresponse()
-                payload = response.read()
-                self.statuses.append(response.status)
-                if response.status != 200:
-                    self.errors.append(f"{response.status} {payload[:200]!r}")
-            except (OSError, http.client.HTTPException) as e:
-                self.errors.append(repr(e))
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.gateway.port, timeout=10)
-        conn.close()
-
-    def stop(self):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(timeout=15)
-        assert not any(t.is_alive() for t in self.threads), "a client hung"
-
-
 def wait_until(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -118,7 +83,7 @@ def test_addresses_join_leave_and_unhealthy_ones_sit_out_while_requests_run(proc
     hosts = tmp_path / "hosts"
     write_hosts(hosts, ["127.0.0.1", "127.0.0.2"])
     gateway = start_gateway(procs, hosts, port, "--resolve-interval", "200ms", "--health-check-interval", "200ms")
-    load = Load(gateway)
+    load = PostLoad(gateway)
     try:
         wait_until(lambda: calls(one) > 20 and calls(two) > 20, 10, "both first addresses serve")
         assert calls(three) == 0, "127.0.0.3 served before the name had it"
@@ -153,14 +118,14 @@ def test_addresses_join_leave_and_unhealthy_ones_sit_out_while_requests_run(proc
         readmitted = time.monotonic() - started
     finally:
         load.stop()
-    assert load.errors == [], f"{len(load.errors)} of {len(load.statuses)} requests failed: {load.errors[:5]}"
+    assert load.failures == [], f"{len(load.failures)} of {len(load.results)} requests failed: {load.failures[:5]}"
     log = gateway.log_tail(1 << 22)
     assert f"backend=127.0.0.3:{port}" in log and "backend address added" in log, log[-3000:]
     assert f"backend=127.0.0.1:{port}" in log, log[-3000:]
     assert "status=NOT_SERVING" in log and "back in rotation" in log, log[-3000:]
     record_measurement(
         f"dns:/// with --resolve-interval 200ms and --health-check-interval 200ms, 4 clients: "
-        f"{len(load.statuses)} requests, 0 failed; an added address served after {joined:.2f} s, a removed "
+        f"{len(load.results)} requests, 0 failed; an added address served after {joined:.2f} s, a removed "
         f"one left after {left:.2f} s, NOT_SERVING left after {ejected:.2f} s and SERVING came back after "
         f"{readmitted:.2f} s")
 

@@ -454,14 +454,17 @@ def test_gateway_backend_compression(compressing_grpcio_server, tmp_path):
     proxy = RecordingProxy(compressing_grpcio_server)
     procs = Processes(tmp_path)
     try:
-        gw = procs.gateway([f"127.0.0.1:{proxy.port}"], "--backend-compression", "gzip")
+        # No health checks: the proxy reads one connection's bytes as one HTTP/2 stream,
+        # and a check's connection (made at start) would interleave its own.
+        gw = procs.gateway([f"127.0.0.1:{proxy.port}"], "--backend-compression", "gzip", "--health-checks", "off")
         article = Path(__file__).parents[2] / "examples" / "metrics.json"
         status, _, data = exchange(gw.port, "POST", "/detect", [("Content-Type", "application/json")], article.read_bytes())
         assert (status, data) == (200, b'{"indices":[7,113,835]}')
         assert compressed_requests(proxy) == [("gzip", 1, "identity,deflate,gzip")]
         # Without the flag, nothing is compressed.
-        plain = procs.gateway([f"127.0.0.1:{proxy.port}"])
+        gw.stop()
         proxy.sent.clear()
+        plain = procs.gateway([f"127.0.0.1:{proxy.port}"], "--health-checks", "off")
         assert exchange(plain.port, "POST", "/detect", body=ARTICLE)[:3:2] == (200, b'{"indices":[5]}')
         assert compressed_requests(proxy) == [(None, 0, "identity,deflate,gzip")]
     finally:

@@ -160,7 +160,7 @@ class RawConnection:
                     self.send(SettingsFrame(0, flags=["ACK"]))
         elif isinstance(frame, PingFrame):
             if "ACK" not in frame.flags:
-                self.send(PingFrame(0, data=frame.opaque_data, flags=["ACK"]))
+                self.send(PingFrame(0, opaque_data=frame.opaque_data, flags=["ACK"]))
         elif isinstance(frame, GoAwayFrame):
             self.goaway = (frame.last_stream_id, frame.error_code)
         elif isinstance(frame, RstStreamFrame):

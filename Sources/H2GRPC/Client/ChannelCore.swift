@@ -76,7 +76,9 @@ final class ChannelCore {
             }
             endpoint = pinned
         } else {
-            guard let picked = pick() else {
+            // A health Check asked while every address is out of rotation goes to one of
+            // them anyway: its answer (NOT_SERVING) is what the caller wants to hear.
+            guard let picked = pick() ?? (call.path == Self.healthCheckPath ? pick(includingUnhealthy: true) : nil) else {
                 call.fail(.unavailable, noAddressReason())
                 resolveSoon()
                 return
@@ -99,13 +101,13 @@ final class ChannelCore {
     /// Round robin over the addresses in rotation: a ready connection first, then one
     /// being made, then an address whose backoff has passed (a new connection). nil when
     /// every one is backing off, unhealthy, or there is none.
-    private func pick() -> Endpoint? {
+    private func pick(includingUnhealthy: Bool = false) -> Endpoint? {
         let count = endpoints.count
         guard count > 0 else { return nil }
         for wanted in 0..<3 {
             for offset in 0..<count {
                 let endpoint = endpoints[(nextIndex + offset) % count]
-                guard endpoint.isInRotation else { continue }
+                guard endpoint.isInRotation || (includingUnhealthy && !endpoint.isRetired) else { continue }
                 let matches: Bool
                 switch (wanted, endpoint.health) {
                 case (0, .ready), (1, .connecting), (2, .idle): matches = true

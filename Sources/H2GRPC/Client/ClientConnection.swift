@@ -23,6 +23,15 @@ final class ClientConnection: HTTP2Connection {
     private weak var channel: ChannelCore?
     /// Its address left the target's resolution: it closes once its calls are done.
     private var isRetired = false
+    // Keepalive (GRPCClientConfiguration.keepaliveInterval).
+    /// Frames heard from the server, and how many had been at the last keepalive check:
+    /// a counter, not a clock read per frame.
+    private var framesReceived: UInt64 = 0
+    private var framesAtLastCheck: UInt64 = 0
+    private var keepaliveTimer: TimerHandle?
+    private var pingTimeoutTimer: TimerHandle?
+    /// Why the connection was given up (the keepalive), for the calls it fails.
+    private var abandonedBecause: String?
 
     init(transport: any ByteTransport, endpoint: Endpoint, loop: EventLoop, channel: ChannelCore,
          configuration: GRPCClientConfiguration) {
@@ -79,7 +88,10 @@ final class ClientConnection: HTTP2Connection {
         connection.connectTimer = loop.schedule(at: configuration.connectTimeout.deadline(from: MonotonicClock.now())) {
             [weak connection] in
             guard let connection, connection.state == .connecting else { return }
-            connection.connectFailed("connect to \(endpoint.description): timed out after \(configuration.connectTimeout.secondsDouble)s")
+            let seconds = configuration.connectTimeout.secondsDouble
+            connection.connectFailed(connection.isTCPConnected
+                ? "connect to \(endpoint.description): no HTTP/2 SETTINGS from the server within \(seconds)s (TLS handshake included)"
+                : "connect to \(endpoint.description): timed out after \(seconds)s")
         }
         return .success(connection)
     }
@@ -123,7 +135,12 @@ final class ClientConnection: HTTP2Connection {
         connectFailed("TLS handshake with \(endpoint.authority) (\(endpoint.description)) failed: \(reason)")
     }
 
-    override func transportReady() {
+    /// The transport is up and our preface is on its way; ready only once the server's
+    /// SETTINGS arrive (as grpc-go waits for them), so that a listener whose process is
+    /// frozen (the kernel accepts for it) gets no calls that would then hang.
+    override func transportReady() {}
+
+    private func settingsReceived() {
         guard state == .connecting else { return }
         connectTimer?.cancel()
         state = .ready
@@ -132,6 +149,50 @@ final class ClientConnection: HTTP2Connection {
         pending = []
         for call in waiting { submit(call) }
         flush()
+        scheduleKeepalive()
+    }
+
+    // MARK: Keepalive
+
+    private func scheduleKeepalive() {
+        guard let interval = configuration.keepaliveInterval, !isClosed else { return }
+        keepaliveTimer = loop.schedule(at: interval.deadline(from: MonotonicClock.now())) { [weak self] in
+            self?.keepaliveCheck()
+        }
+    }
+
+    /// Every interval: a connection that heard something, or has no call to worry about,
+    /// waits another interval; one that heard nothing with calls open asks with a PING.
+    private func keepaliveCheck() {
+        guard !isClosed, state == .ready || state == .draining, let session else { return }
+        let heard = framesReceived != framesAtLastCheck
+        framesAtLastCheck = framesReceived
+        if heard || (calls.isEmpty && pending.isEmpty && !configuration.keepaliveWithoutCalls) {
+            scheduleKeepalive()
+            return
+        }
+        guard nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil) == 0 else {
+            scheduleKeepalive()  // only without memory; try again later
+            return
+        }
+        flush()
+        let timeout = configuration.keepaliveTimeout
+        pingTimeoutTimer = loop.schedule(at: timeout.deadline(from: MonotonicClock.now())) { [weak self] in
+            guard let self, !self.isClosed else { return }
+            let reason = "no answer to a keepalive PING within \(timeout.secondsDouble)s"
+            self.abandonedBecause = reason
+            // Dead, not merely closed: the address backs off, and it is logged as unreachable.
+            self.endpoint.connectionFailed(self, message: "connection to \(self.endpoint.description): \(reason)")
+            self.close()
+        }
+    }
+
+    private func pingAcknowledged() {
+        guard let timer = pingTimeoutTimer else { return }
+        timer.cancel()
+        pingTimeoutTimer = nil
+        framesAtLastCheck = framesReceived
+        scheduleKeepalive()
     }
 
     private func connectFailed(_ message: String) {
@@ -308,20 +369,26 @@ final class ClientConnection: HTTP2Connection {
     /// GOAWAY: the calls in flight finish (or fail and are retried); new calls go elsewhere.
     override func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
         heardFromServer = true
-        guard frame.pointee.hd.type == UInt8(NGHTTP2_GOAWAY.rawValue), state == .ready else { return }
+        framesReceived &+= 1
+        let type = frame.pointee.hd.type, isAck = frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0
+        if type == UInt8(NGHTTP2_SETTINGS.rawValue) && !isAck { settingsReceived() }
+        if type == UInt8(NGHTTP2_PING.rawValue) && isAck { pingAcknowledged() }
+        guard type == UInt8(NGHTTP2_GOAWAY.rawValue), state == .ready else { return }
         state = .draining
         endpoint.connectionDraining(self)
     }
 
     override func didClose() {
         let wasConnecting = state == .connecting
-        let cause = transportFailure.map { " (\($0))" } ?? ""
+        let cause = (abandonedBecause ?? transportFailure).map { " (\($0))" } ?? ""
         let closed = heardFromServer || transport.needsHandshake
             ? "connection to \(endpoint.description) closed\(cause)"
             : "connection to \(endpoint.description) closed before the server's first HTTP/2 frame"
                 + " (is it a TLS port? then use --tls, or --backend-tls in the gateway)"
         state = .closed
         connectTimer?.cancel()
+        keepaliveTimer?.cancel()
+        pingTimeoutTimer?.cancel()
         endpoint.connectionClosed(self)
         // Lost, not retired (nor closed with the channel, which ignores this): the target
         // may have moved.

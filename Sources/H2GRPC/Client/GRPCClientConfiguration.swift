@@ -23,7 +23,19 @@ public struct GRPCClientConfiguration: Sendable {
     /// SERVING; UNIMPLEMENTED means no health service, and the connection alone decides.
     /// nil: no health checks.
     public var healthCheckInterval: Duration?
-    /// A connection attempt that takes longer fails (and backs off).
+    /// HTTP/2 keepalive: a connection with calls open that has heard nothing from the
+    /// server for this long sends a PING; no answer within `keepaliveTimeout` and the
+    /// connection is taken for dead (a server that vanished without a FIN, a frozen
+    /// process): its calls fail UNAVAILABLE at once instead of waiting for their
+    /// deadlines, and new calls go to other addresses. nil: no pings (grpc's default).
+    /// Servers limit pings (grpc-go: one per 5 minutes while calls are open unless
+    /// configured otherwise); pinging only after a silence keeps within that in practice.
+    public var keepaliveInterval: Duration?
+    public var keepaliveTimeout: Duration = .seconds(10)
+    /// Ping while no call is open too (grpc's PermitWithoutStream); servers must allow it.
+    public var keepaliveWithoutCalls = false
+    /// A connection attempt that takes longer fails (and backs off): the TCP connect, the
+    /// TLS handshake and the server's first SETTINGS frame together.
     public var connectTimeout: Duration = .seconds(5)
     /// Reconnection backoff after a failed connection (gRPC's connection-backoff.md
     /// shape, with shorter defaults: a gateway should find a restarted backend fast).

@@ -29,8 +29,31 @@ public struct GRPCServerConfiguration: Sendable {
     /// socket for this long, never a thread).
     public var tlsHandshakeTimeout: Duration = .seconds(10)
 
+    /// How often clients may ping (grpc-go's keepalive.EnforcementPolicy, same defaults).
+    public var keepalivePolicy = KeepalivePolicy()
+    /// A connection older than this (±10 % jitter, so that connections made together do
+    /// not all go at once) is asked to go: GOAWAY, its calls finish, then it closes; so
+    /// that long-lived clients behind a Service reconnect and rebalance onto new servers
+    /// (grpc-go's MaxConnectionAge). nil: connections live as long as their clients like.
+    public var maximumConnectionAge: Duration?
+    /// After the age's GOAWAY, calls still open this long are cut off (grpc-go's
+    /// MaxConnectionAgeGrace). nil: they may take as long as they need.
+    public var maximumConnectionAgeGrace: Duration?
+
     /// Told of every connection and call, on the connection's loop (metrics, per-call logs).
     public var callObservers: [any ServerCallObserver] = []
 
     public init() {}
+
+    /// A client that pings more often than this allows, three times (grpc-go's
+    /// maxPingStrikes is 2), gets GOAWAY ENHANCE_YOUR_CALM with "too_many_pings" and is
+    /// disconnected. A ping is a strike when it comes sooner than `minimumInterval` after
+    /// the previous one while calls are open, or sooner than two hours while none is open
+    /// and `permitWithoutCalls` is false; any DATA or HEADERS the server sends in between
+    /// forgives the strikes (the client had reason to ask).
+    public struct KeepalivePolicy: Sendable {
+        public var minimumInterval: Duration = .seconds(300)
+        public var permitWithoutCalls = false
+        public init() {}
+    }
 }

@@ -1,4 +1,5 @@
 import CNGHTTP2
+import POSIXSupport
 
 /// One accepted HTTP/2 connection: the nghttp2 server session over its transport,
 /// owned by one event loop. This class is the session adapter: it turns frames into
@@ -15,6 +16,15 @@ final class ServerConnection: HTTP2Connection, ServerStreamSink {
     private var goawayLastStreamID: Int32 = .max
     private var clientStreamIDs = ClientStreamIDs()
     let peer: String
+    // The keepalive policy (GRPCServerConfiguration.KeepalivePolicy).
+    /// When the client's last PING came (monotonic ns; 0: none yet).
+    private var lastPingAt: UInt64 = 0
+    private var pingStrikes = 0
+    /// DATA or HEADERS went out since the last PING: the next one is no strike.
+    private var pingStrikesForgiven = false
+    static let maximumPingStrikes = 2
+    /// The connection-age timers (GRPCServerConfiguration.maximumConnectionAge).
+    private var ageTimers: [TimerHandle] = []
 
     init(transport: any ByteTransport, peer: String, loop: EventLoop, core: ServerCore) {
         self.peer = peer
@@ -32,6 +42,61 @@ final class ServerConnection: HTTP2Connection, ServerStreamSink {
         ], connectionWindow: configuration.connectionWindowSize, handshakeTimeout: configuration.tlsHandshakeTimeout)
         observedOpen = true
         for observer in configuration.callObservers { observer.connectionOpened(peer: peer) }
+        if let age = configuration.maximumConnectionAge { scheduleAgeLimit(age, grace: configuration.maximumConnectionAgeGrace) }
+    }
+
+    // MARK: Connection age
+
+    /// At `age` (jittered by ±10 %) a shutdown notice (GOAWAY with the largest stream id:
+    /// "stop opening streams"), then after a second, time for streams already on their
+    /// way, the real GOAWAY naming the last stream taken; its calls finish and the
+    /// connection closes, or at `grace` after the notice it is closed with them.
+    private func scheduleAgeLimit(_ age: Duration, grace: Duration?) {
+        let jittered = age.secondsDouble * Double.random(in: 0.9...1.1)
+        let noticeAt = MonotonicClock.now() &+ UInt64(jittered * 1e9)
+        ageTimers.append(loop.schedule(at: noticeAt) { [weak self] in
+            guard let self, !self.isClosed, !self.isDraining, let session = self.session else { return }
+            self.core.logger.debug("connection reached its maximum age: GOAWAY", metadata: ["peer": "\(self.peer)"])
+            // Fails only without memory: then the real GOAWAY below is the only one.
+            _ = nghttp2_submit_shutdown_notice(session)
+            self.flush()
+            self.ageTimers.append(self.loop.schedule(at: MonotonicClock.now() &+ 1_000_000_000) { [weak self] in
+                self?.startDraining()
+            })
+            if let grace {
+                self.ageTimers.append(self.loop.schedule(at: grace.deadline(from: MonotonicClock.now())) { [weak self] in
+                    guard let self, !self.isClosed else { return }
+                    self.core.logger.debug("connection past its maximum age's grace: closed", metadata: ["peer": "\(self.peer)"])
+                    self.close()
+                })
+            }
+        })
+    }
+
+    // MARK: Pings
+
+    /// A PING from the client (nghttp2 answers it): grpc-go's enforcement, see
+    /// `GRPCServerConfiguration.KeepalivePolicy`.
+    private func pingReceived() {
+        let now = MonotonicClock.now()
+        defer { lastPingAt = now }
+        if pingStrikesForgiven {
+            pingStrikesForgiven = false
+            pingStrikes = 0
+            return
+        }
+        let policy = core.configuration.keepalivePolicy
+        let minimum: UInt64 = calls.isIdle && !policy.permitWithoutCalls
+            ? 2 * 3600 * 1_000_000_000 : UInt64(max(0, policy.minimumInterval.saturatingNanoseconds))
+        if lastPingAt != 0 && now &- lastPingAt < minimum { pingStrikes += 1 }
+        guard pingStrikes > Self.maximumPingStrikes, let session else { return }
+        core.logger.info("client pings too often: GOAWAY ENHANCE_YOUR_CALM", metadata: ["peer": "\(peer)"])
+        let debug = Array("too_many_pings".utf8)
+        let rv = nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
+                                       NGHTTP2_ENHANCE_YOUR_CALM.rawValue, debug, debug.count)
+        // The GOAWAY goes out if the socket takes it now; the connection closes either way.
+        if rv == 0 { flush() }
+        close()
     }
 
     /// A client that cannot complete TLS (no h2, an untrusted certificate, cleartext on
@@ -47,6 +112,7 @@ final class ServerConnection: HTTP2Connection, ServerStreamSink {
 
     /// Ends every call on the closed socket: observers hear `cancelled`.
     override func didClose() {
+        for timer in ageTimers { timer.cancel() }
         calls.connectionClosed()
         if observedOpen {
             for observer in core.configuration.callObservers { observer.connectionClosed(peer: peer) }
@@ -115,6 +181,10 @@ final class ServerConnection: HTTP2Connection, ServerStreamSink {
 
     override func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) {
         let header = frame.pointee.hd
+        if header.type == UInt8(NGHTTP2_PING.rawValue) {
+            if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { pingReceived() }
+            return
+        }
         guard header.stream_id != 0, calls.hasStream(header.stream_id) else { return }
         let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         if header.type == UInt8(NGHTTP2_HEADERS.rawValue) && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
@@ -132,6 +202,9 @@ final class ServerConnection: HTTP2Connection, ServerStreamSink {
     /// A frame went out: remember our resets; note an answer that left before the request ended.
     override func frameSent(_ frame: UnsafePointer<nghttp2_frame>) {
         let header = frame.pointee.hd
+        if header.type == UInt8(NGHTTP2_DATA.rawValue) || header.type == UInt8(NGHTTP2_HEADERS.rawValue) {
+            pingStrikesForgiven = true
+        }
         if header.type == UInt8(NGHTTP2_RST_STREAM.rawValue) {
             clientStreamIDs.serverReset(header.stream_id)
             return
