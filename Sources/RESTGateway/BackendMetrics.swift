@@ -13,7 +13,7 @@ public final class BackendMetrics: ServerCallObserver {
     private let inFlight: Meter
     private let connectionsOpen: Meter
     private let connectionsAccepted: CoreMetrics.Counter
-    private let calls = LabeledMetrics<String, CoreMetrics.Counter>()
+    private let calls = LabeledMetrics<CallKey, CoreMetrics.Counter>()
     private let durations = LabeledMetrics<String, CoreMetrics.Timer>()
 
     public init() {
@@ -30,7 +30,7 @@ public final class BackendMetrics: ServerCallObserver {
     public func callEnded(_ call: ServerCallEnd) {
         inFlight.decrement()
         let method = call.isRegistered ? call.path : "unknown"
-        calls.metric(for: "\(method) \(call.status.code.rawValue)") {
+        calls.metric(for: CallKey(method: method, code: call.status.code.rawValue)) {
             CoreMetrics.Counter(label: "outliers_backend_calls_total",
                                 dimensions: [("method", method), ("grpc_code", call.status.code.description)], factory: factory)
         }.increment()
@@ -46,6 +46,12 @@ public final class BackendMetrics: ServerCallObserver {
 
     public func connectionClosed(peer: String) {
         connectionsOpen.decrement()
+    }
+
+    /// A label set of `outliers_backend_calls_total`, hashed without building a string.
+    private struct CallKey: Hashable, Sendable {
+        let method: String
+        let code: Int
     }
 
     static let help: [String: String] = [

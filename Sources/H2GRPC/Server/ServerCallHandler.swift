@@ -387,10 +387,12 @@ final class ServerCallHandler {
 
     // MARK: Observers
 
+    /// Nothing at all without observers (no clock read, no lookup): `observeEnd` then
+    /// sees `startedAt` 0 and does nothing either.
     private func observeStart(_ stream: ServerStream) {
+        guard !configuration.callObservers.isEmpty else { return }
         stream.startedAt = MonotonicClock.now()
         stream.isRegistered = handlers[stream.path] != nil
-        guard !configuration.callObservers.isEmpty else { return }
         let start = ServerCallStart(path: stream.path, isRegistered: stream.isRegistered, peer: peer)
         for observer in configuration.callObservers { observer.callStarted(start) }
     }
@@ -399,7 +401,6 @@ final class ServerCallHandler {
     private func observeEnd(_ stream: ServerStream, _ status: Status) {
         guard stream.startedAt != 0, !stream.endObserved else { return }
         stream.endObserved = true
-        guard !configuration.callObservers.isEmpty else { return }
         let end = ServerCallEnd(path: stream.path, isRegistered: stream.isRegistered, peer: peer, status: status,
                                 nanoseconds: MonotonicClock.now() &- stream.startedAt,
                                 requestBytes: stream.requestBytes, responseBytes: stream.responseBytes)

@@ -55,7 +55,8 @@ final class ServerStream {
     var stopRequested = false
     var closed = false
     // What `ServerCallObserver`s were told.
-    /// When the request headers arrived (monotonic ns); 0 until they did.
+    /// When the request headers arrived (monotonic ns); 0 until they did, and always
+    /// without observers.
     var startedAt: UInt64 = 0
     var isRegistered = false
     var endObserved = false
