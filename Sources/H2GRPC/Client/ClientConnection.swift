@@ -227,8 +227,7 @@ final class ClientConnection: HTTP2Connection {
 
     private func closeIfRetiredAndIdle() {
         guard isRetired, calls.isEmpty, pending.isEmpty, !isClosed else { return }
-        flush()
-        close()
+        closeAfterFlushing()
     }
 
     // MARK: Calls

@@ -94,9 +94,9 @@ final class ServerConnection: HTTP2Connection, ServerStreamSink {
         let debug = Array("too_many_pings".utf8)
         let rv = nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
                                        NGHTTP2_ENHANCE_YOUR_CALM.rawValue, debug, debug.count)
-        // The GOAWAY goes out if the socket takes it now; the connection closes either way.
-        if rv == 0 { flush() }
-        close()
+        // The GOAWAY goes out if the socket takes it; the connection closes either way.
+        if rv != 0 { core.logger.debug("GOAWAY not submitted", metadata: ["cause": "\(NGHTTP2Error(call: "nghttp2_submit_goaway", code: rv))"]) }
+        closeAfterFlushing()
     }
 
     /// A client that cannot complete TLS (no h2, an untrusted certificate, cleartext on

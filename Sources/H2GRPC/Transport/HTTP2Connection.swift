@@ -16,6 +16,11 @@ class HTTP2Connection: EventHandler {
     private var outputOffset = 0
     private var watchingWritable = false
     private var inFlush = false
+    /// Inside nghttp2_session_mem_recv, whose callbacks must not call mem_send (nghttp2's
+    /// programmer's guide, "Remarks"): `flush` waits until it returns, and
+    /// `closeAfterFlushing` until then too.
+    private var inReceive = false
+    private var closeAfterReceive = false
     private(set) var isClosed = false
     /// Until the transport's handshake is done, no frame moves.
     private(set) var isHandshaking = false
@@ -180,7 +185,13 @@ class HTTP2Connection: EventHandler {
                 close()
                 return
             }
+            inReceive = true
             let consumed = nghttp2_session_mem_recv(session, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), count)
+            inReceive = false
+            if closeAfterReceive {
+                flushThenClose()
+                return
+            }
             if consumed < 0 {
                 // nghttp2 has queued a GOAWAY where one makes sense; send it and
                 // close this connection only.
@@ -194,7 +205,8 @@ class HTTP2Connection: EventHandler {
 
     /// Moves frames from nghttp2 to the socket; closes when neither side wants more.
     func flush() {
-        guard !isClosed, !inFlush, !isHandshaking, let session else { return }
+        // During a receive, the caller (handleEvents, advanceHandshake) flushes after it.
+        guard !isClosed, !inFlush, !inReceive, !isHandshaking, let session else { return }
         inFlush = true
         defer { inFlush = false }
         // Pull frames up to the high-water mark, write them, and go again until
@@ -264,6 +276,16 @@ class HTTP2Connection: EventHandler {
             try loop.modify(fd, events: events)
         } catch {
             close()
+        }
+    }
+
+    /// Sends what nghttp2 has queued (a GOAWAY) as far as the socket takes it now, then
+    /// closes; from a session callback, once the receive it is part of returns.
+    func closeAfterFlushing() {
+        if inReceive {
+            closeAfterReceive = true
+        } else {
+            flushThenClose()
         }
     }
 
