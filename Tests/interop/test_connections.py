@@ -160,7 +160,9 @@ def test_past_the_grace_a_long_call_is_cut_off(procs):
     """A health Watch stays open for ever; the age's grace ends it."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     backend = procs.backend(None, "--max-connection-age", "300ms", "--max-connection-age-grace", "500ms")
-    with grpc.insecure_channel(backend.address) as channel:
+    # A connection of its own: grpcio would otherwise reuse the one wait_ready opened,
+    # which is older than this test's clock.
+    with grpc.insecure_channel(backend.address, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
         watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=10)
         started = time.monotonic()
         first = next(watch)
