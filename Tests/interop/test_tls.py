@@ -369,7 +369,10 @@ def test_an_https_client_on_a_cleartext_gateway_fails_clearly(pki, procs):
     backend = procs.backend()
     gateway = procs.gateway(f"127.0.0.1:{backend.port}")
     rc, body, err = curl("--cacert", pki.pem("ca"), f"https://127.0.0.1:{gateway.port}/healthz")
-    assert rc == 35 and "wrong version number" in err, (rc, body, err)  # curl reads our cleartext 400
+    # curl reads our cleartext 400 as "wrong version number"; or, when the reset that
+    # closing on the unread rest of its ClientHello sends overtakes that 400, as
+    # SSL_ERROR_SYSCALL (one make test run here). A TLS failure either way, never a hang.
+    assert rc == 35 and ("wrong version number" in err or "SSL_ERROR_SYSCALL" in err), (rc, body, err)
     gateway.check_alive()
     rc, body, err = curl(f"http://127.0.0.1:{gateway.port}/detect", "--data-binary", ARTICLE_BODY.decode())
     assert rc == 0 and body == ARTICLE_ANSWER, (rc, body, err)
