@@ -20,7 +20,9 @@ It speaks just enough gRPC over h2c (prior knowledge) for a well-behaved client:
   /grpc.health.v1.Health/Check    SERVING, at once
   anything else                   grpc-status 12 (UNIMPLEMENTED), Trailers-Only
 No compression, no deadlines, no reflection, no server push; answers of at most the
-client's initial stream window. Prints "delay backend ready on port N".
+client's initial stream window. Prints "delay backend ready on port N"; with
+--count-calls also "detect call" as each Detect request arrives and "detect answered"
+as its answer goes (a test tells calls in flight on this backend from those done).
 """
 
 import argparse
@@ -36,6 +38,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTOS = os.path.normpath(os.path.join(HERE, "..", "..", "Protos"))
 
+COUNT_CALLS = False  # --count-calls
 DETECT = "/pb.Outliers/Detect"
 HEALTH = "/grpc.health.v1.Health/Check"
 HEALTH_SERVING = b"\x08\x01"  # HealthCheckResponse{status: SERVING}
@@ -249,6 +252,8 @@ class Connection(asyncio.Protocol):
     def complete(self, sid):
         path, body = self.streams[sid]
         if path == DETECT:
+            if COUNT_CALLS:
+                print("detect call", flush=True)
             if self.delay > 0:
                 asyncio.get_running_loop().call_later(self.delay, self.answer, sid, bytes(body))
             else:
@@ -268,6 +273,8 @@ class Connection(asyncio.Protocol):
             if len(self.cache) > 256:
                 self.cache.popitem(last=False)
         self.reply(sid, *result)
+        if COUNT_CALLS:
+            print("detect answered", flush=True)
         if flush:
             self.flush()
 
@@ -316,7 +323,11 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--delay", type=float, default=0.05, metavar="SECONDS")
+    ap.add_argument("--count-calls", action="store_true",
+                    help='print "detect call" and "detect answered" for each Detect call')
     args = ap.parse_args()
+    global COUNT_CALLS
+    COUNT_CALLS = args.count_calls
     asyncio.run(serve(args.host, args.port, args.delay))
 
 

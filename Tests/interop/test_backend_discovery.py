@@ -132,7 +132,8 @@ def test_addresses_join_leave_and_unhealthy_ones_sit_out_while_requests_run(proc
 
 def test_a_removed_address_finishes_its_calls_in_flight(procs, tmp_path):
     port = free_port()
-    slow = [start_backend(procs, a, port, "delay_backend.py", "--delay", "1.5") for a in ("127.0.0.1", "127.0.0.2")]
+    slow = [start_backend(procs, a, port, "delay_backend.py", "--delay", "1.5", "--count-calls")
+            for a in ("127.0.0.1", "127.0.0.2")]
     for backend in slow:
         backend.wait_ready()
     hosts = tmp_path / "hosts"
@@ -153,12 +154,18 @@ def test_a_removed_address_finishes_its_calls_in_flight(procs, tmp_path):
     write_hosts(hosts, ["127.0.0.2"])
     wait_until(lambda: "backend address removed" in gateway.log_tail(1 << 20), 3, "127.0.0.1 removed")
     removed = time.monotonic()
+    gone = slow[0]
+    # Calls were out on the removed address when it went, none answered yet.
+    in_flight = gone.log_tail(1 << 20).count("detect call")
+    assert in_flight >= 1 and "detect answered" not in gone.log_tail(1 << 20), gone.log_tail()
     for t in clients:
         t.join(timeout=20)
     assert [status for status, _, _ in results] == [200] * 8, results
     assert all(body == b'{"indices":[5]}' for _, body, _ in results), results
-    # Round robin sent half of them to 127.0.0.1; all were still out when it was removed.
     assert all(answered > removed for _, _, answered in results), (removed, results)
+    # ... and each of them was answered there, on the retired connection.
+    assert gone.log_tail(1 << 20).count("detect answered") == in_flight, gone.log_tail()
+    assert calls(slow[1]) == 8 - in_flight
 
 
 def test_a_name_that_resolves_later_is_waited_for(procs, tmp_path):

@@ -147,8 +147,9 @@ final class ClientConnection: HTTP2Connection {
         endpoint.connectionSucceeded()
         let waiting = pending
         pending = []
+        // Submitted from inside the receive that brought the SETTINGS; its caller
+        // flushes them once it returns.
         for call in waiting { submit(call) }
-        flush()
         scheduleKeepalive()
     }
 
